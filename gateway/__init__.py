@@ -1,0 +1,41 @@
+"""The community gateway: federates the Milano Sei l'Altro website with external timebanks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from gateway.config import load_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the gateway app: settings from the environment, then ``config`` on top."""
+    app = Flask(__name__)
+    app.config.update(load_settings(overrides=config))
+    Path(app.config["GATEWAY_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.getLogger("gateway").setLevel(app.config["LOG_LEVEL"])
+
+    from gateway import problems, redis_client
+    from gateway.db import Database
+
+    Database().init_app(app)
+    redis_client.init_app(app)
+    problems.init_app(app)
+
+    from gateway.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+
+    from gateway.cli import register_flask_commands
+
+    register_flask_commands(app)
+    return app

@@ -1,0 +1,155 @@
+"""The `gateway` command (also available as `flask --app gateway ...`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from flask import Flask
+from flask.cli import ScriptInfo
+
+from gateway.config import ConfigError
+from gateway.embedded_redis import EmbeddedRedisError
+from gateway.preflight import StartupError, check_services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CONFIG = 2
+
+
+def fail(message: str) -> None:
+    """Print one readable error line and exit with code 2."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_CONFIG)
+
+
+def load_app(config: dict[str, Any] | None = None, *, check: bool = True) -> Flask:
+    """The app of this command: Flask's when run by `flask --app`, else a new one."""
+    try:
+        ctx = click.get_current_context(silent=True)
+        info = ctx.find_object(ScriptInfo) if ctx else None
+        if info is not None and config is None:
+            app = info.load_app()
+        else:
+            from gateway import create_app
+
+            app = create_app(config)
+        if check:
+            check_services(app)
+    except (ConfigError, EmbeddedRedisError, StartupError) as exc:
+        fail(str(exc))
+    return app
+
+
+def with_app(func: F) -> F:
+    """Give the command the app as its first argument, inside an application context."""
+
+    @wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        app = load_app()
+        with app.app_context():
+            return func(app, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+@click.group(help="The Milano Sei l'Altro community gateway.")
+@click.version_option(package_name="community-gateway")
+def main() -> None:
+    """Entry point of the `gateway` command."""
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port of the gateway.")
+def run_command(host: str, port: int) -> None:
+    """Migrate, then run web server, worker and scheduler together until Ctrl-C."""
+    from gateway.supervisor import run_all
+
+    try:
+        sys.exit(run_all(host, port))
+    except (ConfigError, EmbeddedRedisError, StartupError) as exc:
+        fail(str(exc))
+
+
+@main.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--dev", is_flag=True, help="Use werkzeug's development server instead of gunicorn.")
+@with_app
+def web_command(app: Flask, host: str, port: int, dev: bool) -> None:
+    """Serve the gateway over HTTP."""
+    if dev:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        return
+    from gateway.web_server import serve
+
+    serve(app, host, port)
+
+
+@main.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--name", default=None, help="Worker name (default: host and pid).")
+@with_app
+def worker_command(app: Flask, burst: bool, name: str | None) -> None:
+    """Run an RQ worker for the gateway's jobs."""
+    from gateway.jobs import bind_process_app, make_worker
+
+    bind_process_app(app)
+    make_worker(app, name=name).work(burst=burst, with_scheduler=True)
+
+
+@main.command("scheduler")
+@with_app
+def scheduler_command(app: Flask) -> None:
+    """Enqueue the periodic jobs (reconciliation, sweeps) on their schedule."""
+    from gateway.schedule import build_scheduler
+
+    build_scheduler(app).start()
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="heads")
+@with_app
+def db_upgrade(app: Flask, revision: str) -> None:
+    """Apply migrations up to REVISION (default: all heads)."""
+    from gateway.migrate import current_revisions, upgrade
+
+    upgrade(app.extensions["db"].engine, revision)
+    click.echo(f"Database at {', '.join(sorted(current_revisions(app.extensions['db'].engine)))}.")
+
+
+@db_group.command("current")
+@with_app
+def db_current(app: Flask) -> None:
+    """Show the database's revision and whether it is up to date."""
+    from gateway.migrate import current_revisions, head_revisions
+
+    engine = app.extensions["db"].engine
+    current, heads = current_revisions(engine), head_revisions(engine)
+    state = "up to date" if current == heads else f"behind (heads: {', '.join(sorted(heads))})"
+    click.echo(f"{', '.join(sorted(current)) or 'empty'}: {state}")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+@with_app
+def db_revision(app: Flask, message: str) -> None:
+    """Autogenerate a migration from the models (for developers)."""
+    from gateway.migrate import revision
+
+    revision(app.extensions["db"].engine, message)
+
+
+def register_flask_commands(app: Flask) -> None:
+    """Offer the same commands under `flask --app gateway`."""
+    for command in (db_group, worker_command, scheduler_command):
+        app.cli.add_command(command)

@@ -1,0 +1,152 @@
+"""Settings read from the environment, one explicit line per variable.
+
+Every setting has a documented default (see the README's table) so that a new
+user can run the gateway with nothing set. A setting that is present but wrong
+raises ``ConfigError`` with one sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one readable sentence."""
+
+
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}.")
+
+
+def normalize_database_url(url: str) -> str:
+    """Return a SQLAlchemy URL, choosing psycopg 3 for plain ``postgresql://`` URLs."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL is not a database URL: {url!r} "
+            "(expected sqlite:///path or postgresql://user@host/db)."
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if not parsed.drivername.startswith(("sqlite", "postgresql")):
+        raise ConfigError(
+            f"DATABASE_URL uses {parsed.drivername!r}; the gateway supports sqlite and postgresql."
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        parts = urlsplit(url)
+        if parts.password:
+            return url.replace(parts.password, "***")
+        return url
+
+
+def _redis_url(environ: Mapping[str, str]) -> str | None:
+    raw = environ.get("REDIS_URL") or None
+    if raw is None:
+        return None
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"REDIS_URL must start with redis://, rediss:// or unix://, not {redact_url(raw)!r}."
+        )
+    return raw
+
+
+def _secret_key(environ: Mapping[str, str], env: str, data_dir: Path) -> str:
+    """Use SECRET_KEY, or in development a random key kept in the data directory."""
+    raw = environ.get("SECRET_KEY")
+    if raw:
+        if len(raw) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters long.")
+        return raw
+    if env == "production":
+        raise ConfigError("SECRET_KEY must be set when GATEWAY_ENV is production.")
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # Created private from the start: the key signs sessions and CSRF tokens.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Read every setting from ``environ`` (default: the process environment).
+
+    ``overrides`` (an app's explicit config) win over the environment and are
+    validated the same way when they are strings named like the variables.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    overrides = dict(overrides or {})
+    environ.update({k: v for k, v in overrides.items() if isinstance(v, str)})
+    env = environ.get("GATEWAY_ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"GATEWAY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}.")
+    data_dir = Path(environ.get("GATEWAY_DATA_DIR", "var")).resolve()
+    default_db = f"sqlite:///{data_dir / 'gateway.db'}"
+    base_url = environ.get("GATEWAY_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        raise ConfigError(f"GATEWAY_BASE_URL must be an http(s) URL, not {base_url!r}.")
+    log_level = environ.get("LOG_LEVEL", "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}.")
+    settings = {
+        "GATEWAY_ENV": env,
+        "GATEWAY_DATA_DIR": str(data_dir),
+        "DATABASE_URL": normalize_database_url(environ.get("DATABASE_URL", default_db)),
+        "REDIS_URL": _redis_url(environ),
+        "SECRET_KEY": _secret_key(environ, env, data_dir),
+        "GATEWAY_BASE_URL": base_url,
+        "LOG_LEVEL": log_level,
+        "QUEUE_NAME": environ.get("GATEWAY_QUEUE", "gateway"),
+        "WEB_CONCURRENCY": _int(environ, "WEB_CONCURRENCY", 2, minimum=1),
+        "MAX_CONTENT_LENGTH": _int(environ, "GATEWAY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+        "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
+    }
+    overrides.pop("DATABASE_URL", None)  # already read, normalized, from environ
+    settings.update(overrides)
+    return settings

@@ -1,0 +1,62 @@
+"""Running gateway code as RQ jobs: every job gets an application context.
+
+Jobs take ids, never ORM objects, and let exceptions rise so that RQ records
+them. Delivery is at least once, so every job must be idempotent.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from flask import Flask, current_app, has_app_context
+from rq import Worker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_process_app: Flask | None = None
+_process_pid: int | None = None
+
+
+def bind_process_app(app: Flask) -> None:
+    """Make ``app`` the one jobs in this process (and its forked work horses) run in."""
+    global _process_app, _process_pid
+    _process_app = app
+    _process_pid = os.getpid()
+
+
+def _job_app() -> Flask:
+    if has_app_context():
+        return current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _process_app
+    if app is None:
+        from gateway import create_app
+
+        app = create_app()
+        bind_process_app(app)
+    if os.getpid() != _process_pid:
+        # A forked work horse must not share pooled connections with its parent.
+        app.extensions["db"].engine.dispose(close=False)
+    return app
+
+
+def task(func: Callable[P, R]) -> Callable[P, R]:
+    """Run ``func`` inside the gateway's application context, its session closed after."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        app = _job_app()
+        if has_app_context():
+            return func(*args, **kwargs)
+        with app.app_context():
+            return func(*args, **kwargs)
+
+    return run
+
+
+def make_worker(app: Flask, name: str | None = None) -> Worker:
+    """An RQ worker on the app's queue."""
+    return Worker([app.extensions["queue"]], connection=app.extensions["redis"], name=name)

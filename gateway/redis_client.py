@@ -1,0 +1,39 @@
+"""The Redis connection and the RQ queue bound to an app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+from flask import Flask, current_app
+from rq import Queue
+
+from gateway import embedded_redis
+
+
+def resolve_redis_url(config: dict) -> str:
+    """``REDIS_URL`` when set, else the data directory's embedded server (started if needed)."""
+    if config.get("REDIS_URL"):
+        return config["REDIS_URL"]
+    server = embedded_redis.start(Path(config["GATEWAY_DATA_DIR"]))
+    return server.url
+
+
+def init_app(app: Flask) -> None:
+    """Attach a Redis client and the gateway's RQ queue to ``app``."""
+    url = resolve_redis_url(app.config)
+    app.config["REDIS_URL"] = url
+    # RQ stores pickled payloads; decode_responses must stay off for it.
+    connection = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    app.extensions["redis"] = connection
+    app.extensions["queue"] = Queue(app.config["QUEUE_NAME"], connection=connection)
+
+
+def get_redis() -> redis.Redis:
+    """The current app's Redis client."""
+    return current_app.extensions["redis"]
+
+
+def get_queue() -> Queue:
+    """The current app's RQ queue."""
+    return current_app.extensions["queue"]

@@ -1,0 +1,49 @@
+"""Periodic jobs, run by `gateway scheduler` through RQ's cron scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from rq.cron import CronScheduler
+
+from gateway.db import utcnow
+from gateway.jobs import task
+from gateway.redis_client import get_redis
+
+HEARTBEAT_KEY = "gateway:scheduler:heartbeat"
+
+
+@task
+def record_heartbeat() -> str:
+    """Note that the scheduler and a worker are alive (operators read it)."""
+    stamp = utcnow().isoformat()
+    get_redis().set(HEARTBEAT_KEY, stamp, ex=600)
+    return stamp
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """One periodic job: what runs, and every how many seconds (or on a cron line)."""
+
+    func: Callable[..., Any]
+    interval: int | None = None
+    cron: str | None = None
+
+
+def periodic_jobs() -> list[Periodic]:
+    """Every periodic job of the gateway; domains add theirs here."""
+    return [Periodic(record_heartbeat, interval=60)]
+
+
+def build_scheduler(app: Flask) -> CronScheduler:
+    """A cron scheduler with every periodic job registered on the app's queue."""
+    scheduler = CronScheduler(connection=app.extensions["redis"])
+    queue_name = app.config["QUEUE_NAME"]
+    for job in periodic_jobs():
+        scheduler.register(
+            job.func, queue_name, interval=job.interval, cron=job.cron, job_timeout=900
+        )
+    return scheduler

@@ -1,0 +1,132 @@
+"""`gateway run`: every process of the gateway on one machine, stopped together by Ctrl-C."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from gateway import create_app, embedded_redis
+from gateway.config import load_settings
+from gateway.migrate import upgrade
+from gateway.preflight import check_services
+
+STOP_GRACE_SECONDS = 10.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    """One supervised process."""
+
+    name: str
+    args: list[str]
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, env: dict[str, str]) -> None:
+        """Start the process with ``env``."""
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "gateway", *self.args],
+            env=env,
+            # Own process group: Ctrl-C reaches only the supervisor, which stops each child
+            # once, in order; the death signal covers a supervisor that is killed outright.
+            process_group=0,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def children(host: str, port: int) -> list[Child]:
+    """The processes `gateway run` starts, in start order."""
+    return [
+        Child("worker", ["worker", "--name", f"run-{os.getpid()}"]),
+        Child("scheduler", ["scheduler"]),
+        Child("web", ["web", "--dev", "--host", host, "--port", str(port)]),
+    ]
+
+
+def _wait_healthy(url: str, procs: list[Child], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.process and c.process.poll() is not None for c in procs):
+            return False
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _stop(procs: list[Child]) -> None:
+    running = [c.process for c in procs if c.process and c.process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(_signum: int, _frame: object) -> None:
+    raise _Stop
+
+
+def run_all(host: str, port: int) -> int:
+    """Run until Ctrl-C or SIGTERM; return the exit code."""
+    settings = load_settings()
+    owned_redis = None
+    env = dict(os.environ)
+    if not settings["REDIS_URL"]:
+        owned_redis = embedded_redis.start(Path(settings["GATEWAY_DATA_DIR"]))
+        env["REDIS_URL"] = owned_redis.url
+    procs = children(host, port)
+    try:
+        app = create_app({"REDIS_URL": env.get("REDIS_URL") or settings["REDIS_URL"]})
+        check_services(app)
+        upgrade(app.extensions["db"].engine)
+        app.extensions["db"].dispose()
+        signal.signal(signal.SIGTERM, _raise_stop)
+        for child in procs:
+            child.start(env)
+        base = f"http://{host}:{port}"
+        if not _wait_healthy(f"{base}/healthz", procs):
+            print("The gateway did not start; see the messages above.", file=sys.stderr)
+            return 1
+        print(f"\n  Gateway ready at {base}   (health: {base}/readyz)")
+        print("  Press Ctrl-C to stop every process.\n", flush=True)
+        while True:
+            for child in procs:
+                if child.process is None or child.process.poll() is not None:
+                    print(f"The {child.name} process exited; stopping.", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+    except (KeyboardInterrupt, _Stop):
+        print("\nStopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anything
+        _stop(procs)
+        if owned_redis is not None:
+            owned_redis.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)

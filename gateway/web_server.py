@@ -1,0 +1,39 @@
+"""Serving the app with gunicorn from inside the `gateway web` command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc] - gunicorn ships no type hints
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def serve(app: Flask, host: str, port: int) -> None:
+    """Run gunicorn with ``WEB_CONCURRENCY`` worker processes."""
+    # The master must hold no pooled connections when it forks the workers.
+    app.extensions["db"].dispose()
+    _Gunicorn(
+        app,
+        {
+            "bind": f"{host}:{port}",
+            "workers": app.config["WEB_CONCURRENCY"],
+            "worker_class": "gthread",
+            "threads": 4,
+            "accesslog": "-",
+            "timeout": 30,
+        },
+    ).run()

@@ -1,0 +1,162 @@
+"""Fixtures: an isolated database and Redis for every test, on real servers.
+
+Database: SQLite by default (a migrated template copied per test), or
+PostgreSQL when TEST_DATABASE_URL names one (a database per run, migrated
+once, emptied after each test). Redis: REDIS_URL when set (flushed after each
+test), else an embedded server started for the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway import create_app, embedded_redis
+from gateway.config import normalize_database_url
+from gateway.db import Base
+from gateway.migrate import upgrade
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis for the run: REDIS_URL, or an embedded server."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = embedded_redis.start(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Create and migrate the run's database once."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        template = tmp_path_factory.mktemp("db") / "template.db"
+        engine = create_engine(f"sqlite:///{template}")
+        upgrade(engine)
+        engine.dispose()
+        yield {"kind": "sqlite", "template": template}
+        return
+    server = make_url(normalize_database_url(server_url))
+    name = f"gw_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    upgrade(engine)
+    yield {"kind": "postgresql", "url": url, "engine": engine}
+    engine.dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_tables(engine) -> None:
+    tables = [t.name for t in Base.metadata.sorted_tables]
+    if tables:
+        with engine.begin() as connection:
+            joined = ", ".join(f'"{t}"' for t in tables)
+            connection.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def database_url(database_server: dict, tmp_path: Path) -> Iterator[str]:
+    """A database for one test, migrated and empty."""
+    if database_server["kind"] == "sqlite":
+        path = tmp_path / "gateway.db"
+        shutil.copyfile(database_server["template"], path)
+        yield f"sqlite:///{path}"
+        return
+    yield database_server["url"]
+    _empty_tables(database_server["engine"])
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
+    """A Redis client on the run's server, emptied after the test."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def app_config(database_url: str, redis_url: str, tmp_path: Path) -> dict:
+    """The configuration every test app starts from."""
+    return {
+        "GATEWAY_ENV": "testing",
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": TEST_SECRET,
+        "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
+    }
+
+
+@pytest.fixture
+def make_app(app_config: dict, redis_conn: redis.Redis) -> Iterator:
+    """Build apps on the test's config (plus overrides); their connections close after."""
+    made: list[Flask] = []
+
+    def build(**overrides) -> Flask:
+        application = create_app({**app_config, **overrides})
+        made.append(application)
+        return application
+
+    yield build
+    for application in made:
+        application.extensions["db"].dispose()
+        application.extensions["redis"].close()
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    """A fresh gateway app on the test's database and Redis."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """An HTTP test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A CLI runner bound to the app (the `flask --app gateway` commands)."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator:
+    """The app's session inside an application context."""
+    with app.app_context():
+        yield app.extensions["db"].session
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,130 @@
+"""The `gateway` command: start-up errors, migrations, and the all-in-one run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from gateway.cli import main
+
+
+def _gateway(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"GATEWAY_DATA_DIR": str(tmp_path / "var"), **extra})
+    return env
+
+
+def test_unreachable_redis_is_one_line_and_exit_2(tmp_path, unused_port):
+    env = _clean_env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{unused_port}/0")
+    result = _gateway(["db", "upgrade"], env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"Error: Cannot reach Redis at redis://127.0.0.1:{unused_port}/0")
+
+
+def test_unreachable_database_is_one_line_and_exit_2(tmp_path, unused_port, redis_url):
+    env = _clean_env(
+        tmp_path,
+        REDIS_URL=redis_url,
+        DATABASE_URL=f"postgresql://gw:topsecret@127.0.0.1:{unused_port}/nothing",
+    )
+    result = _gateway(["web"], env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: Cannot reach the database at postgresql+psycopg://gw:***@")
+    assert "topsecret" not in result.stderr
+
+
+def test_malformed_database_url_is_one_line_and_exit_2(tmp_path):
+    result = _gateway(["worker", "--burst"], _clean_env(tmp_path, DATABASE_URL="nonsense"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "Error: DATABASE_URL is not a database URL: 'nonsense' "
+        "(expected sqlite:///path or postgresql://user@host/db)."
+    )
+
+
+def test_db_upgrade_and_current(tmp_path, redis_url):
+    env = _clean_env(tmp_path, REDIS_URL=redis_url)
+    assert _gateway(["db", "current"], env).stdout.startswith("empty: behind")
+    upgraded = _gateway(["db", "upgrade"], env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert _gateway(["db", "current"], env).stdout.strip().endswith(": up to date")
+
+
+def test_flask_cli_offers_the_same_commands(runner):
+    result = runner.invoke(args=["db", "current"])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+
+
+def test_help_lists_every_command():
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["--help"])
+    for command in ("run", "web", "worker", "scheduler", "db"):
+        assert f"  {command} " in result.output
+
+
+@pytest.mark.slow
+def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port):
+    """`gateway run` on embedded defaults: ready, then Ctrl-C leaves no process behind."""
+    env = _clean_env(tmp_path)
+    env.pop("TEST_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--port", str(unused_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{unused_port}"
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = requests.get(f"{base}/readyz", timeout=1)
+                if ready.status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        assert ready is not None
+        assert ready.status_code == 200
+        assert requests.get(f"{base}/healthz", timeout=2).status_code == 200
+        redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
+        children = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert redis_pid in map(int, children)
+        assert len(children) == 4  # embedded redis, worker, scheduler, web
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Gateway ready at" in output
+    for pid in map(int, children):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
