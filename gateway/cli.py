@@ -141,12 +141,14 @@ def db_current(app: Flask) -> None:
 
 @db_group.command("revision")
 @click.option("-m", "--message", required=True)
+@click.option("--rev-id", default=None, help="Revision id (default: random).")
+@click.option("--head", default="head", help="Head to build on when there are several.")
 @with_app
-def db_revision(app: Flask, message: str) -> None:
-    """Autogenerate a migration from the models (for developers)."""
+def db_revision(app: Flask, message: str, rev_id: str | None, head: str) -> None:
+    """Autogenerate a migration from the models against an up-to-date database (developers)."""
     from gateway.migrate import revision
 
-    revision(app.extensions["db"].engine, message)
+    revision(app.extensions["db"].engine, message, rev_id=rev_id, head=head)
 
 
 def register_flask_commands(app: Flask) -> None:

@@ -40,9 +40,9 @@ def head_revisions(engine: Engine) -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
 
 
-def revision(engine: Engine, message: str) -> None:
+def revision(engine: Engine, message: str, rev_id: str | None = None, head: str = "head") -> None:
     """Autogenerate a new revision from the difference between models and database."""
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.revision(config, message=message, autogenerate=True)
+        command.revision(config, message=message, autogenerate=True, rev_id=rev_id, head=head)

@@ -1,0 +1,143 @@
+"""OAuth clients and tokens. Secrets and tokens are stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash
+
+from gateway.auth.scopes import parse_scopes
+from gateway.db import Base, UTCDateTime, utcnow
+from gateway.members.models import new_id
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 of a bearer token: tokens are random, so a fast hash is enough to look them up."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class OAuthClient(Base):
+    """A relying party (the website, the demo site) or a machine client (a partner back end)."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # scrypt hash of the secret; NULL for public clients (PKCE only).
+    secret_hash: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(120))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # -- authlib ClientMixin --------------------------------------------------
+    def get_client_id(self) -> str:
+        """The public identifier."""
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        """Only one registered URI may be defaulted to; otherwise the request must name it."""
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        """The requested scopes this client may have."""
+        allowed = parse_scopes(self.scope)
+        return " ".join(s for s in scope.split() if s in allowed) if scope else ""
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string match, as RFC 9700 requires."""
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        """Constant-time check against the stored hash."""
+        if not self.secret_hash or self.revoked_at is not None:
+            return False
+        return check_password_hash(self.secret_hash, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """Public clients authenticate with nothing; confidential ones with a secret."""
+        if self.is_public:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        """Only the authorization code flow is offered."""
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        """Grants registered for this client."""
+        return grant_type in self.grant_types and self.revoked_at is None
+
+
+class OAuthToken(Base):
+    """An access token (and maybe a refresh token) issued to a client, for a member or itself."""
+
+    __tablename__ = "oauth_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE")
+    )
+    member_id: Mapped[str | None] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), index=True
+    )
+    token_type: Mapped[str] = mapped_column(String(16), default="Bearer")
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Tokens issued by rotation from one authorization share a family: reuse revokes it whole.
+    family_id: Mapped[str] = mapped_column(String(36), default=new_id, index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    issued_at: Mapped[int] = mapped_column(Integer, default=lambda: int(time.time()))
+    expires_in: Mapped[int] = mapped_column(Integer, default=3600)
+    refresh_expires_in: Mapped[int] = mapped_column(Integer, default=30 * 24 * 3600)
+    revoked_at: Mapped[int | None] = mapped_column(Integer)
+    # Set when the refresh token was exchanged: presenting it again is reuse.
+    refresh_used_at: Mapped[int | None] = mapped_column(Integer)
+
+    # -- authlib TokenMixin ---------------------------------------------------
+    def check_client(self, client: OAuthClient) -> bool:
+        """The token belongs to ``client``."""
+        return hmac.compare_digest(self.client_id, client.get_client_id())
+
+    def get_scope(self) -> str:
+        """Granted scopes."""
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        """Lifetime of the access token in seconds."""
+        return self.expires_in
+
+    def get_expires_at(self) -> int:
+        """Expiry of the access token (epoch seconds)."""
+        return self.issued_at + self.expires_in
+
+    def is_expired(self) -> bool:
+        """The access token's lifetime has passed."""
+        return time.time() >= self.get_expires_at()
+
+    def is_revoked(self) -> bool:
+        """The token (and its refresh token) was revoked."""
+        return self.revoked_at is not None
+
+    def is_refresh_token_valid(self) -> bool:
+        """The refresh token can still be exchanged."""
+        return (
+            self.refresh_token_hash is not None
+            and not self.is_revoked()
+            and self.refresh_used_at is None
+            and time.time() < self.issued_at + self.refresh_expires_in
+        )
+
+    @property
+    def scopes(self) -> set[str]:
+        """Granted scopes as a set."""
+        return parse_scopes(self.scope)

@@ -1,0 +1,58 @@
+"""Factories for rows that tests need: call inside an application context."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+
+from werkzeug.security import generate_password_hash
+
+from gateway.auth.models import OAuthClient
+from gateway.auth.tokens import issue_token
+from gateway.db import db
+from gateway.members.models import Member
+
+_sequence = itertools.count(1)
+
+
+def create_member(**fields) -> Member:
+    """A committed, active member with a unique email."""
+    n = next(_sequence)
+    password = fields.pop("password", None)
+    member = Member(
+        email=fields.pop("email", f"member{n}@example.org"),
+        display_name=fields.pop("display_name", f"Member {n}"),
+        password_hash=generate_password_hash(password) if password else None,
+        **fields,
+    )
+    db.session.add(member)
+    db.session.commit()
+    return member
+
+
+def create_client(scope: str = "openid profile email hours:read transactions:write", **fields):
+    """A committed confidential client; returns (client, plaintext secret)."""
+    secret = secrets.token_urlsafe(24)
+    client = OAuthClient(
+        client_id=fields.pop("client_id", f"client-{next(_sequence)}"),
+        secret_hash=generate_password_hash(secret),
+        name=fields.pop("name", "Test client"),
+        redirect_uris=fields.pop("redirect_uris", ["https://site.example/callback"]),
+        scope=scope,
+        grant_types=fields.pop(
+            "grant_types", ["authorization_code", "refresh_token", "client_credentials"]
+        ),
+        **fields,
+    )
+    db.session.add(client)
+    db.session.commit()
+    return client, secret
+
+
+def bearer_headers(scope: str, member: Member | None = None, expires_in: int = 3600) -> dict:
+    """Authorization headers carrying a fresh token with ``scope`` (for ``member``, if given)."""
+    client, _ = create_client(scope=scope)
+    token = issue_token(
+        client.client_id, scope, member_id=member.id if member else None, expires_in=expires_in
+    )
+    return {"Authorization": f"Bearer {token}"}
