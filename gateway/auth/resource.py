@@ -51,11 +51,8 @@ class _ProblemResourceProtector(ResourceProtector):
         if isinstance(error, MissingAuthorizationError):
             # RFC 6750 section 3.1: no error code when the request carried no credentials.
             headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
-        elif "WWW-Authenticate" in headers:
-            scheme, _, params = headers["WWW-Authenticate"].partition(" ")
-            headers["WWW-Authenticate"] = (
-                f"Bearer {params}" if scheme.lower() == "bearer" else scheme
-            )
+        elif headers.get("WWW-Authenticate", "").lower().startswith("bearer "):
+            headers["WWW-Authenticate"] = "Bearer " + headers["WWW-Authenticate"][7:]
         raise Problem(
             status,
             error.description or error.error,
