@@ -112,6 +112,24 @@ def _secret_key(environ: Mapping[str, str], env: str, data_dir: Path) -> str:
     return key
 
 
+def _encryption_keys(environ: Mapping[str, str]) -> list[bytes]:
+    raw = environ.get("GATEWAY_ENCRYPTION_KEYS", "").strip()
+    if not raw:
+        return []
+    from cryptography.fernet import Fernet  # only needed when keys are set
+
+    keys = [k.strip().encode() for k in raw.split(",") if k.strip()]
+    for index, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                f"GATEWAY_ENCRYPTION_KEYS entry {index} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes)."
+            ) from None
+    return keys
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -145,6 +163,7 @@ def load_settings(
         "QUEUE_NAME": environ.get("GATEWAY_QUEUE", "gateway"),
         "WEB_CONCURRENCY": _int(environ, "WEB_CONCURRENCY", 2, minimum=1),
         "MAX_CONTENT_LENGTH": _int(environ, "GATEWAY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+        "ENCRYPTION_KEYS": _encryption_keys(environ),
         "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
     }
     overrides.pop("DATABASE_URL", None)  # already read, normalized, from environ

@@ -35,7 +35,12 @@ class Periodic:
 
 def periodic_jobs() -> list[Periodic]:
     """Every periodic job of the gateway; domains add theirs here."""
-    return [Periodic(record_heartbeat, interval=60)]
+    from gateway.sync.jobs import sweep as sweep_outbox
+
+    return [
+        Periodic(record_heartbeat, interval=60),
+        Periodic(sweep_outbox, interval=30),
+    ]
 
 
 def build_scheduler(app: Flask) -> CronScheduler:

@@ -120,6 +120,8 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port):
         ).stdout.split()
         assert redis_pid in map(int, children)
         assert len(children) == 4  # embedded redis, worker, scheduler, web
+        # The supervisor polls health every 0.2 s before it announces the URLs.
+        time.sleep(1.0)
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)

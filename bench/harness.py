@@ -1,0 +1,125 @@
+"""Shared benchmark plumbing: a gunicorn server on loopback, a load loop, and ratio reports.
+
+Every figure is reported as a ratio to a baseline measured in the same run on the same server
+(a bare Flask endpoint, a raw Redis or SQL operation), so machines of different speed compare.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Operations completed in a timed window."""
+
+    operations: int
+    seconds: float
+    errors: int = 0
+
+    @property
+    def per_second(self) -> float:
+        """Throughput."""
+        return self.operations / self.seconds if self.seconds else 0.0
+
+
+def measure(operation: Callable[[int], None], seconds: float = 5.0, threads: int = 8) -> Rate:
+    """Run ``operation(i)`` from ``threads`` threads for ``seconds``; count successes and errors."""
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+    done = [0, 0]
+    deadline = time.monotonic() + seconds
+
+    def loop() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                i = next(counter)
+            try:
+                operation(i)
+            except Exception:  # noqa: BLE001 - counted, the benchmark reports errors
+                with lock:
+                    done[1] += 1
+            else:
+                with lock:
+                    done[0] += 1
+
+    start = time.monotonic()
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return Rate(done[0], time.monotonic() - start, done[1])
+
+
+@contextmanager
+def gunicorn_server(
+    env: dict[str, str], app: str = "bench.apps:bench_app()", workers: int = 2
+) -> Iterator[str]:
+    """Serve ``app`` with gunicorn on a loopback port; yield its base URL."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            app,
+            "--bind",
+            f"{LOOPBACK}:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "8",
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    base = f"http://{LOOPBACK}:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the benchmark server did not start")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def report(title: str, rows: list[tuple[str, Rate]], baseline: Rate) -> None:
+    """Print each rate and its ratio to the baseline."""
+    print(f"\n{title}")
+    print(f"  {'baseline':<40} {baseline.per_second:10.1f} ops/s   1.00x")
+    for name, rate in rows:
+        ratio = rate.per_second / baseline.per_second if baseline.per_second else 0.0
+        errors = f"  ({rate.errors} errors)" if rate.errors else ""
+        print(f"  {name:<40} {rate.per_second:10.1f} ops/s   {ratio:.2f}x{errors}")

@@ -1,0 +1,1 @@
+"""Federation: the external platforms, members' links to them, and members' consent."""

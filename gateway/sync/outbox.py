@@ -1,0 +1,67 @@
+"""Writing outbox rows, and handing them to RQ once their transaction has committed.
+
+``record_effect`` adds a row to the caller's session; nothing is enqueued until that session
+commits, so a rolled-back change sends nothing. If Redis is down at that moment the row stays
+``pending`` and the sweeper enqueues it later: losing Redis loses no work.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from gateway.db import db
+from gateway.sync.models import OUTBOX_KINDS, OutboxItem
+
+log = logging.getLogger(__name__)
+
+_PENDING_KEY = "gateway.outbox.new"
+
+
+def record_effect(
+    *,
+    platform_id: str,
+    kind: str,
+    member_id: str | None = None,
+    transaction_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    depends_on: OutboxItem | None = None,
+) -> OutboxItem:
+    """Add an outbound effect to the current transaction; it is dispatched after commit."""
+    if kind not in OUTBOX_KINDS:
+        raise ValueError(f"unknown outbox kind {kind!r}")
+    item = OutboxItem(
+        platform_id=platform_id,
+        kind=kind,
+        member_id=member_id,
+        transaction_id=transaction_id,
+        payload=payload or {},
+        depends_on_id=depends_on.id if depends_on else None,
+    )
+    session = db.session
+    session.add(item)
+    session.flush()
+    session.info.setdefault(_PENDING_KEY, []).append(item.id)
+    return item
+
+
+@event.listens_for(Session, "after_commit")
+def _dispatch_after_commit(session: Session) -> None:
+    ids = session.info.pop(_PENDING_KEY, None)
+    if not ids or not has_app_context():
+        return
+    from gateway.sync.dispatch import enqueue_items
+
+    try:
+        enqueue_items(ids)
+    except Exception:  # noqa: BLE001 - the rows are committed; the sweeper will enqueue them
+        log.warning("could not enqueue %d outbox item(s); the sweeper will retry", len(ids))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)

@@ -1,0 +1,49 @@
+"""The gateway's side of the connector boundary: building a platform's connector.
+
+Connectors are cached per process and platform version, so token caches and pooled HTTP
+sessions survive between jobs; changing a platform (credentials, URL) builds a new one.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from connectors.errors import ConflictError, ConnectorError, PermanentError, RetryableError
+from connectors.interface import Connector, PlatformConfig
+from connectors.registry import get_connector_class
+from gateway.federation.models import Platform
+
+__all__ = [
+    "ConflictError",
+    "ConnectorError",
+    "PermanentError",
+    "RetryableError",
+    "connector_for",
+    "platform_config",
+]
+
+_cache: dict[tuple[str, str], Connector] = {}
+_lock = threading.Lock()
+
+
+def platform_config(platform: Platform) -> PlatformConfig:
+    """The plain configuration a connector is built from."""
+    return PlatformConfig(
+        name=platform.name,
+        base_url=platform.base_url,
+        credentials=platform.credentials,
+        options=dict(platform.options or {}),
+    )
+
+
+def connector_for(platform: Platform) -> Connector:
+    """The connector of ``platform`` (built once per process and platform version)."""
+    key = (platform.id, platform.updated_at.isoformat())
+    with _lock:
+        connector = _cache.get(key)
+        if connector is None:
+            for stale in [k for k in _cache if k[0] == platform.id]:
+                del _cache[stale]
+            connector = get_connector_class(platform.connector)(platform_config(platform))
+            _cache[key] = connector
+        return connector
