@@ -26,7 +26,9 @@ def fail(message: str) -> None:
     sys.exit(EXIT_CONFIG)
 
 
-def load_app(config: dict[str, Any] | None = None, *, check: bool = True) -> Flask:
+def load_app(
+    config: dict[str, Any] | None = None, *, check: bool = True, needs_redis: bool = True
+) -> Flask:
     """The app of this command: Flask's when run by `flask --app`, else a new one."""
     try:
         ctx = click.get_current_context(silent=True)
@@ -36,24 +38,34 @@ def load_app(config: dict[str, Any] | None = None, *, check: bool = True) -> Fla
         else:
             from gateway import create_app
 
-            app = create_app(config)
+            overrides = dict(config or {})
+            if not needs_redis:
+                overrides.setdefault("START_EMBEDDED_REDIS", False)
+            app = create_app(overrides)
         if check:
-            check_services(app)
+            check_services(app, redis=needs_redis)
     except (ConfigError, EmbeddedRedisError, StartupError) as exc:
         fail(str(exc))
     return app
 
 
-def with_app(func: F) -> F:
-    """Give the command the app as its first argument, inside an application context."""
+def with_app(func: F | None = None, *, needs_redis: bool = True) -> Any:
+    """Give the command the app as its first argument, inside an application context.
 
-    @wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        app = load_app()
-        with app.app_context():
-            return func(app, *args, **kwargs)
+    Commands that only touch the database pass ``needs_redis=False``: they neither start an
+    embedded Redis nor fail when none answers (their jobs wait in the outbox for the sweeper).
+    """
 
-    return run  # type: ignore[return-value]
+    def decorate(command: F) -> F:
+        @wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            app = load_app(needs_redis=needs_redis)
+            with app.app_context():
+                return command(app, *args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
 
 
 @click.group(help="The Milano Sei l'Altro community gateway.")
@@ -118,7 +130,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.argument("revision", default="heads")
-@with_app
+@with_app(needs_redis=False)
 def db_upgrade(app: Flask, revision: str) -> None:
     """Apply migrations up to REVISION (default: all heads)."""
     from gateway.migrate import current_revisions, upgrade
@@ -128,7 +140,7 @@ def db_upgrade(app: Flask, revision: str) -> None:
 
 
 @db_group.command("current")
-@with_app
+@with_app(needs_redis=False)
 def db_current(app: Flask) -> None:
     """Show the database's revision and whether it is up to date."""
     from gateway.migrate import current_revisions, head_revisions
@@ -143,7 +155,7 @@ def db_current(app: Flask) -> None:
 @click.option("-m", "--message", required=True)
 @click.option("--rev-id", default=None, help="Revision id (default: random).")
 @click.option("--head", default="head", help="Head to build on when there are several.")
-@with_app
+@with_app(needs_redis=False)
 def db_revision(app: Flask, message: str, rev_id: str | None, head: str) -> None:
     """Autogenerate a migration from the models against an up-to-date database (developers)."""
     from gateway.migrate import revision

@@ -91,11 +91,16 @@ def _answers(url: str) -> bool:
         return False
 
 
+def socket_url(data_dir: Path) -> str:
+    """The URL the embedded server of ``data_dir`` listens on (whether or not it runs)."""
+    return f"unix://{data_dir / 'redis' / 'redis.sock'}"
+
+
 def running(data_dir: Path) -> EmbeddedRedis | None:
     """The embedded server already running for ``data_dir``, if any."""
     directory = data_dir / "redis"
     pidfile = directory / "redis.pid"
-    url = f"unix://{directory / 'redis.sock'}"
+    url = socket_url(data_dir)
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):

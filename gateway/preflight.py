@@ -19,8 +19,8 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(cause).__name__
 
 
-def check_services(app: Flask) -> None:
-    """Raise ``StartupError`` unless both the database and Redis answer."""
+def check_services(app: Flask, *, redis: bool = True) -> None:
+    """Raise ``StartupError`` unless the database (and Redis, when asked) answer."""
     try:
         app.extensions["db"].ping()
     except SQLAlchemyError as exc:
@@ -28,6 +28,8 @@ def check_services(app: Flask) -> None:
             f"Cannot reach the database at {redact_url(app.config['DATABASE_URL'])}: "
             f"{_first_line(exc)}"
         ) from None
+    if not redis:
+        return
     try:
         app.extensions["redis"].ping()
     except RedisError as exc:

@@ -12,11 +12,17 @@ from gateway import embedded_redis
 
 
 def resolve_redis_url(config: dict) -> str:
-    """``REDIS_URL`` when set, else the data directory's embedded server (started if needed)."""
+    """``REDIS_URL`` when set, else the data directory's embedded server.
+
+    The embedded server is started only when ``START_EMBEDDED_REDIS`` is true (the default);
+    one-shot commands that need no queue leave it off and get the socket's URL only.
+    """
     if config.get("REDIS_URL"):
         return config["REDIS_URL"]
-    server = embedded_redis.start(Path(config["GATEWAY_DATA_DIR"]))
-    return server.url
+    data_dir = Path(config["GATEWAY_DATA_DIR"])
+    if not config.get("START_EMBEDDED_REDIS", True):
+        return embedded_redis.socket_url(data_dir)
+    return embedded_redis.start(data_dir).url
 
 
 def init_app(app: Flask) -> None:

@@ -36,7 +36,7 @@ def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_unreachable_redis_is_one_line_and_exit_2(tmp_path, unused_port):
     env = _clean_env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{unused_port}/0")
-    result = _gateway(["db", "upgrade"], env)
+    result = _gateway(["worker", "--burst"], env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -72,6 +72,12 @@ def test_db_upgrade_and_current(tmp_path, redis_url):
     upgraded = _gateway(["db", "upgrade"], env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert _gateway(["db", "current"], env).stdout.strip().endswith(": up to date")
+
+
+def test_database_commands_start_no_redis(tmp_path):
+    result = _gateway(["db", "upgrade"], _clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "var" / "redis").exists()
 
 
 def test_flask_cli_offers_the_same_commands(runner):

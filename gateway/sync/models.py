@@ -81,3 +81,73 @@ class SyncAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
+
+
+RUN_STATES = ("running", "succeeded", "failed")
+EXPLANATIONS = ("outbound_pending", "inbound_not_imported", "not_mirrored", "unexplained")
+
+
+class ReconciliationRun(Base):
+    """One reconciliation of one platform: what was imported, re-sent and found different."""
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (CheckConstraint(_in("state", RUN_STATES), name="state"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    wallets_checked: Mapped[int] = mapped_column(Integer, default=0)
+    transfers_seen: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    resent: Mapped[int] = mapped_column(Integer, default=0)
+    differences: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReconciliationDifference(Base):
+    """A wallet whose remote balance differs from what the ledger expects, and why."""
+
+    __tablename__ = "reconciliation_differences"
+    __table_args__ = (CheckConstraint(_in("explanation", EXPLANATIONS), name="explanation"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), index=True
+    )
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    remote_wallet_id: Mapped[str] = mapped_column(String(120))
+    local_minutes: Mapped[int] = mapped_column(Integer)
+    expected_remote_minutes: Mapped[int] = mapped_column(Integer)
+    remote_minutes: Mapped[int] = mapped_column(Integer)
+    # remote - expected; explained by pending outbound or not-yet-imported inbound minutes.
+    difference_minutes: Mapped[int] = mapped_column(Integer)
+    pending_outbound_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    pending_inbound_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    explanation: Mapped[str] = mapped_column(String(32))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RemoteBalance(Base):
+    """Remote balances read during a run, staged so the comparison is one set-based query."""
+
+    __tablename__ = "reconciliation_remote_balances"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    remote_wallet_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    minutes: Mapped[int] = mapped_column(Integer)
+
+
+class SyncCursor(Base):
+    """Where the last reconciliation stopped reading a platform's transfer list."""
+
+    __tablename__ = "sync_cursors"
+
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), primary_key=True)
+    transfers_cursor: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
