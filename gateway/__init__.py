@@ -35,6 +35,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health_bp)
 
+    from gateway import api
+
+    api.init_app(app)
+
     from gateway.cli import register_flask_commands
 
     register_flask_commands(app)

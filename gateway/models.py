@@ -1,12 +1,21 @@
 """Every model module, imported so that ``Base.metadata`` knows all tables (Alembic reads it)."""
 
+from gateway.api import models as api_models
 from gateway.auth import models as auth_models
 from gateway.db import Base
 from gateway.federation import models as federation_models
+from gateway.ledger import models as ledger_models
 from gateway.members import models as member_models
 from gateway.sync import models as sync_models
 
 # Each domain adds its model module here when it gains tables.
-MODEL_MODULES = (auth_models, federation_models, member_models, sync_models)
+MODEL_MODULES = (
+    api_models,
+    auth_models,
+    federation_models,
+    ledger_models,
+    member_models,
+    sync_models,
+)
 
 metadata = Base.metadata

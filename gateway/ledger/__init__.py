@@ -1,0 +1,1 @@
+"""The hour ledger: double-entry, append-only, in integer minutes (see ``services``)."""
