@@ -39,6 +39,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api.init_app(app)
 
+    from gateway.sync import subscribers
+
+    subscribers.connect()
+
     from gateway.cli import register_flask_commands
 
     register_flask_commands(app)

@@ -123,6 +123,25 @@ def scheduler_command(app: Flask) -> None:
     build_scheduler(app).start()
 
 
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address (keep it loopback).")
+@click.option("--port", default=5001, show_default=True, type=int, help="Port of the sandbox.")
+@click.option(
+    "--data-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where its SQLite file lives (default: $GATEWAY_DATA_DIR/sandbox).",
+)
+def sandbox_command(host: str, port: int, data_dir: str | None) -> None:
+    """Run the sandbox timebank (the partner API, for development) until Ctrl-C."""
+    from gateway.sandbox.server import serve
+
+    try:
+        serve(host, port, {"SANDBOX_DATA_DIR": data_dir} if data_dir else None)
+    except (ConfigError, OSError) as exc:
+        fail(str(exc))
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema commands."""
@@ -163,7 +182,17 @@ def db_revision(app: Flask, message: str, rev_id: str | None, head: str) -> None
     revision(app.extensions["db"].engine, message, rev_id=rev_id, head=head)
 
 
+def _register_domain_commands() -> None:
+    from gateway.sync.cli import outbox_group, reconcile_command
+
+    main.add_command(reconcile_command)
+    main.add_command(outbox_group)
+
+
 def register_flask_commands(app: Flask) -> None:
     """Offer the same commands under `flask --app gateway`."""
     for command in (db_group, worker_command, scheduler_command):
         app.cli.add_command(command)
+
+
+_register_domain_commands()

@@ -164,6 +164,10 @@ def load_settings(
         "WEB_CONCURRENCY": _int(environ, "WEB_CONCURRENCY", 2, minimum=1),
         "MAX_CONTENT_LENGTH": _int(environ, "GATEWAY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
         "ENCRYPTION_KEYS": _encryption_keys(environ),
+        "LEDGER_DEFAULT_CREDIT_LIMIT_MINUTES": -_int(environ, "LEDGER_CREDIT_LIMIT_MINUTES", 600),
+        "SYNC_MAX_ATTEMPTS": _int(environ, "SYNC_MAX_ATTEMPTS", 8, minimum=1),
+        "RECONCILE_INTERVAL_SECONDS": _int(environ, "RECONCILE_INTERVAL_SECONDS", 900, minimum=10),
+        "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
         "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
     }
     overrides.pop("DATABASE_URL", None)  # already read, normalized, from environ

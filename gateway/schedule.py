@@ -33,13 +33,16 @@ class Periodic:
     cron: str | None = None
 
 
-def periodic_jobs() -> list[Periodic]:
+def periodic_jobs(config: dict[str, Any]) -> list[Periodic]:
     """Every periodic job of the gateway; domains add theirs here."""
     from gateway.sync.jobs import sweep as sweep_outbox
+    from gateway.sync.reconcile import prune_runs, reconcile_all
 
     return [
         Periodic(record_heartbeat, interval=60),
         Periodic(sweep_outbox, interval=30),
+        Periodic(reconcile_all, interval=config.get("RECONCILE_INTERVAL_SECONDS", 900)),
+        Periodic(prune_runs, interval=24 * 3600),
     ]
 
 
@@ -47,7 +50,7 @@ def build_scheduler(app: Flask) -> CronScheduler:
     """A cron scheduler with every periodic job registered on the app's queue."""
     scheduler = CronScheduler(connection=app.extensions["redis"])
     queue_name = app.config["QUEUE_NAME"]
-    for job in periodic_jobs():
+    for job in periodic_jobs(app.config):
         scheduler.register(
             job.func, queue_name, interval=job.interval, cron=job.cron, job_timeout=900
         )

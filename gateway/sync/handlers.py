@@ -154,4 +154,8 @@ def resolve_conflict(item: OutboxItem, platform: Platform, error: ConflictError)
         if link is not None:
             link.state = "failed"
         return {"conflict": "member_exists", "needs": "oauth_link"}
-    return {"conflict": "exists", "remote_id": error.existing_id}
+    transfer = item.kind in ("push_transfer", "reverse_transfer")
+    return {
+        "conflict": "exists",
+        ("remote_transfer_id" if transfer else "remote_id"): error.existing_id,
+    }

@@ -1,0 +1,101 @@
+"""Serving the sandbox: a real HTTP server in a thread (tests) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from types import TracebackType
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+__all__ = ["SandboxServer", "is_loopback", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SandboxServer:
+    """The sandbox app on werkzeug's threaded server, plus its webhook dispatcher.
+
+    ``port=0`` takes a free ephemeral port; ``url`` says which.
+    """
+
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.httpd = make_server(host, port, app, threaded=True)
+        self.host = host
+        self.port = self.httpd.server_port
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> SandboxServer:
+        """Serve from a daemon thread and start delivering webhooks."""
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sandbox-http",
+            daemon=True,
+        )
+        self._thread.start()
+        self.app.extensions["sandbox"].dispatcher.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delivering (each within a few seconds)."""
+        self.app.extensions["sandbox"].dispatcher.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve(host: str, port: int, config: dict[str, Any] | None = None) -> None:
+    """Run the sandbox in the foreground until Ctrl-C."""
+    from gateway.sandbox.app import create_sandbox_app
+
+    app = create_sandbox_app(config)
+    if not is_loopback(host):
+        log.warning("the sandbox has no real security; serving it on %s exposes it", host)
+    server = SandboxServer(app, host, port)
+    app.extensions["sandbox"].dispatcher.start()
+    print(
+        f"Sandbox timebank on {server.url} (client {app.config['SANDBOX_CLIENT_ID']}, "
+        f"clearing wallet {app.config['SANDBOX_CLEARING_WALLET_ID']}, "
+        f"data in {app.config['SANDBOX_DATA_DIR']}). Ctrl-C stops it.",
+        flush=True,
+    )
+    try:
+        server.httpd.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.extensions["sandbox"].dispatcher.stop()
+        server.httpd.server_close()

@@ -1,0 +1,213 @@
+"""Reconciliation of one platform: import what we miss, re-send what it misses, compare balances.
+
+Each run is stored as a report (``ReconciliationRun`` and its differences). Listing the
+platform's transfers may repeat or skip rows while transfers are being added (offset paging),
+so everything here is keyed by transfer id and idempotent: a transfer seen twice imports once,
+and one skipped now is found by the next run, which starts again from the stored cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from connectors.interface import Connector, RemoteTransfer
+from gateway.db import db, utcnow
+from gateway.federation.models import Platform, PlatformLink
+from gateway.jobs import task
+from gateway.sync import balances
+from gateway.sync.models import (
+    OutboxItem,
+    ReconciliationRun,
+    RemoteBalance,
+    SyncCursor,
+)
+from gateway.sync.remote import ConnectorError, connector_for
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+OUR_REFERENCE = "gw-txn-"
+Progress = Callable[[str, int], None]
+
+
+def _no_progress(_stage: str, _count: int) -> None:
+    return None
+
+
+def _transfers(
+    connector: Connector, cursor: str | None
+) -> Iterator[tuple[RemoteTransfer, str | None]]:
+    """Every transfer after ``cursor``, with the cursor of the page it came from."""
+    seen: set[str] = set()
+    cursors_seen: set[str | None] = {cursor}
+    while True:
+        page = connector.list_transfers(cursor, PAGE_SIZE)
+        for transfer in page.items:
+            if transfer.id not in seen:
+                seen.add(transfer.id)
+                yield transfer, cursor
+        # Only the absence of a next cursor ends a listing (a page may be empty); a cursor we
+        # were already given would loop forever, so it ends the listing too.
+        if page.next_cursor is None or page.next_cursor in cursors_seen:
+            return
+        cursor = page.next_cursor
+        cursors_seen.add(cursor)
+
+
+def import_missing(
+    run: ReconciliationRun, platform: Platform, connector: Connector, progress: Progress
+) -> None:
+    """Import remote transfers missing locally; note ours that the platform already has."""
+    from gateway.callbacks.processing import apply_remote_transfer
+
+    state = db.session.get(SyncCursor, platform.id) or SyncCursor(platform_id=platform.id)
+    db.session.add(state)
+    last_cursor = state.transfers_cursor
+    ours_seen: dict[str, str] = {}
+    for transfer, page_cursor in _transfers(connector, state.transfers_cursor):
+        run.transfers_seen += 1
+        reference = transfer.external_reference or ""
+        if reference.startswith(OUR_REFERENCE):
+            ours_seen[reference.removeprefix(OUR_REFERENCE)] = transfer.id
+        elif apply_remote_transfer(platform, transfer, source="reconcile") == "imported":
+            run.imported += 1
+        last_cursor = page_cursor
+        if run.transfers_seen % PAGE_SIZE == 0:
+            progress("transfers", run.transfers_seen)
+            db.session.commit()
+    state.transfers_cursor = last_cursor
+    _heal_pushed(platform, ours_seen)
+    db.session.commit()
+    progress("transfers", run.transfers_seen)
+
+
+def _heal_pushed(platform: Platform, ours_seen: dict[str, str]) -> None:
+    """A push the platform has but we gave up on was done after all: record it as done."""
+    if not ours_seen:
+        return
+    stuck = db.session.scalars(
+        select(OutboxItem).where(
+            OutboxItem.platform_id == platform.id,
+            OutboxItem.kind == "push_transfer",
+            OutboxItem.state == "dead",
+            OutboxItem.transaction_id.in_(list(ours_seen)),
+        )
+    ).all()
+    for item in stuck:
+        item.state = "succeeded"
+        item.result = {"remote_transfer_id": ours_seen[item.transaction_id], "healed": True}
+        item.completed_at = utcnow()
+
+
+def resend_failed(run: ReconciliationRun, platform: Platform) -> None:
+    """Give outbound rows that died of transient failures another round of attempts.
+
+    They keep their idempotency key, and our external reference is unique on the platform,
+    so a transfer that did arrive the first time is not created twice.
+    """
+    revived = (
+        db.session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.platform_id == platform.id,
+                OutboxItem.state == "dead",
+                OutboxItem.last_error_code.in_(("retries_exhausted", "dependency_failed")),
+            )
+            .values(state="pending", attempts=0, next_attempt_at=utcnow(), completed_at=None)
+            .returning(OutboxItem.id)
+        )
+        .scalars()
+        .all()
+    )
+    run.resent = len(revived)
+    db.session.commit()
+    from gateway.sync.jobs import schedule
+
+    for outbox_id in revived:
+        schedule(outbox_id)
+
+
+def stage_remote_balances(
+    run: ReconciliationRun, platform: Platform, connector: Connector, progress: Progress
+) -> None:
+    """Read every active linked wallet's balance (a few at a time) into the staging table."""
+    wallets = db.session.scalars(
+        select(PlatformLink.remote_wallet_id).where(
+            PlatformLink.platform_id == platform.id,
+            PlatformLink.state == "active",
+            PlatformLink.remote_wallet_id.is_not(None),
+        )
+    ).all()
+
+    def read(wallet_id: str) -> tuple[str, int | None]:
+        try:
+            return wallet_id, connector.get_balance(wallet_id).minutes
+        except ConnectorError as exc:
+            log.warning("balance of a %s wallet unreadable: %s", platform.name, type(exc).__name__)
+            return wallet_id, None
+
+    batch: list[dict] = []
+    with ThreadPoolExecutor(max_workers=max(1, platform.max_concurrency)) as pool:
+        for wallet_id, minutes in pool.map(read, wallets):
+            if minutes is None:
+                continue
+            batch.append({"run_id": run.id, "remote_wallet_id": wallet_id, "minutes": minutes})
+            run.wallets_checked += 1
+            if len(batch) >= 1000:
+                db.session.execute(RemoteBalance.__table__.insert(), batch)
+                batch.clear()
+                progress("wallets", run.wallets_checked)
+    if batch:
+        db.session.execute(RemoteBalance.__table__.insert(), batch)
+    db.session.commit()
+    progress("wallets", run.wallets_checked)
+
+
+def reconcile_platform(
+    platform_id: str, *, trigger: str = "schedule", progress: Progress = _no_progress
+) -> ReconciliationRun:
+    """Run every step for one platform and store the report; failures are recorded, not lost."""
+    platform = db.session.get(Platform, platform_id)
+    if platform is None:
+        raise LookupError(f"no platform {platform_id}")
+    run = ReconciliationRun(platform_id=platform.id, trigger=trigger)
+    db.session.add(run)
+    db.session.commit()
+    try:
+        connector = connector_for(platform)
+        import_missing(run, platform, connector, progress)
+        resend_failed(run, platform)
+        stage_remote_balances(run, platform, connector, progress)
+        run.differences = balances.record_differences(run.id, platform.id)
+        db.session.execute(RemoteBalance.__table__.delete().where(RemoteBalance.run_id == run.id))
+        run.state = "succeeded"
+    except ConnectorError as exc:
+        db.session.rollback()
+        run.state = "failed"
+        run.error = f"{type(exc).__name__}: {exc}"
+    run.finished_at = utcnow()
+    db.session.commit()
+    return run
+
+
+@task
+def reconcile_all(trigger: str = "schedule") -> dict[str, str]:
+    """Reconcile every enabled platform (the scheduled job); returns each run's state."""
+    platforms = db.session.scalars(select(Platform).where(Platform.enabled.is_(True))).all()
+    return {p.name: reconcile_platform(p.id, trigger=trigger).state for p in platforms}
+
+
+@task
+def prune_runs(keep_days: int = 30) -> int:
+    """Delete reports older than ``keep_days`` (their differences go with them)."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    deleted = db.session.execute(
+        ReconciliationRun.__table__.delete().where(ReconciliationRun.started_at < cutoff)
+    ).rowcount
+    db.session.commit()
+    return deleted

@@ -1,0 +1,141 @@
+"""From ledger postings to outbox rows, in the posting's own transaction.
+
+Every local transaction that involves a member linked to a platform is mirrored on that
+platform, except on the platform it came from; a reversal is mirrored wherever the original
+was. So each platform's wallet sees all of its member's hours after the link, and
+reconciliation can expect its balance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.db import db
+from gateway.federation.models import PlatformLink
+from gateway.ledger.events import transaction_posted, transaction_reversed
+from gateway.ledger.models import Account, Transaction
+from gateway.sync.models import FINAL_STATES, OutboxItem
+from gateway.sync.outbox import record_effect
+
+MIRRORED_LINK_STATES = ("pending", "active")
+
+
+def _member_of(account_id: str | None) -> str | None:
+    if account_id is None:
+        return None
+    account = db.session.get(Account, account_id)
+    return account.member_id if account is not None else None
+
+
+def _open_registration(member_id: str | None, platform_id: str) -> OutboxItem | None:
+    if member_id is None:
+        return None
+    return db.session.scalar(
+        select(OutboxItem)
+        .where(
+            OutboxItem.member_id == member_id,
+            OutboxItem.platform_id == platform_id,
+            OutboxItem.kind == "register_member",
+            OutboxItem.state.not_in(FINAL_STATES),
+        )
+        .order_by(OutboxItem.created_at.desc())
+        .limit(1)
+    )
+
+
+def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
+    """Write a push row for every platform the transaction's members are linked to."""
+    payer_account, payee_account = transaction.payer_account_id, transaction.payee_account_id
+    if payer_account is None or payee_account is None:
+        return []  # multi-leg postings have no two-wallet equivalent remotely
+    payer, payee = _member_of(payer_account), _member_of(payee_account)
+    members = [m for m in (payer, payee) if m]
+    if not members:
+        return []
+    links = db.session.scalars(
+        select(PlatformLink).where(
+            PlatformLink.member_id.in_(members), PlatformLink.state.in_(MIRRORED_LINK_STATES)
+        )
+    ).all()
+    payload: dict[str, Any] = {
+        "payer_member_id": payer,
+        "payee_member_id": payee,
+        "minutes": transaction.minutes,
+        "description": transaction.description,
+        "occurred_at": transaction.occurred_at.isoformat(),
+    }
+    rows = []
+    for platform_id in sorted({link.platform_id for link in links}):
+        if transaction.external_platform_id == platform_id:
+            continue  # it came from there
+        registration = _open_registration(payer, platform_id) or _open_registration(
+            payee, platform_id
+        )
+        rows.append(
+            record_effect(
+                platform_id=platform_id,
+                kind="push_transfer",
+                transaction_id=transaction.id,
+                payload=payload,
+                depends_on=registration,
+            )
+        )
+    return rows
+
+
+def mirror_reversal(reversal: Transaction) -> list[OutboxItem]:
+    """Write a reverse row wherever the original transaction was mirrored or came from."""
+    original = db.session.get(Transaction, reversal.reversal_of)
+    if original is None:
+        return []
+    rows = []
+    pushes = db.session.scalars(
+        select(OutboxItem).where(
+            OutboxItem.transaction_id == original.id,
+            OutboxItem.kind == "push_transfer",
+            OutboxItem.state.not_in(("dead", "skipped")),
+        )
+    ).all()
+    for push in pushes:
+        if reversal.external_platform_id == push.platform_id:
+            continue
+        rows.append(
+            record_effect(
+                platform_id=push.platform_id,
+                kind="reverse_transfer",
+                transaction_id=reversal.id,
+                payload={"original_transaction_id": original.id},
+                depends_on=push,
+            )
+        )
+    origin = original.external_platform_id
+    if origin and reversal.external_platform_id != origin:
+        # Imported from a platform and reversed here: the platform must hear of it.
+        rows.append(
+            record_effect(
+                platform_id=origin,
+                kind="reverse_transfer",
+                transaction_id=reversal.id,
+                payload={
+                    "original_transaction_id": original.id,
+                    "remote_transfer_id": original.external_id,
+                },
+            )
+        )
+    return rows
+
+
+def _on_posted(_sender: Any, transaction: Transaction, **_: Any) -> None:
+    mirror_transaction(transaction)
+
+
+def _on_reversed(_sender: Any, transaction: Transaction, **_: Any) -> None:
+    mirror_reversal(transaction)
+
+
+def connect() -> None:
+    """Subscribe to the ledger's signals (idempotent)."""
+    transaction_posted.connect(_on_posted, weak=False)
+    transaction_reversed.connect(_on_reversed, weak=False)

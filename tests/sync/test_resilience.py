@@ -1,0 +1,130 @@
+"""Circuit breaker, per-platform slots, and the sweeper that makes Redis disposable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from gateway.db import db, utcnow
+from gateway.sync.circuit import CircuitBreaker
+from gateway.sync.jobs import QUEUED_MARKER, deliver, sweep
+from gateway.sync.limits import platform_slot
+from gateway.sync.models import OutboxItem
+from gateway.sync.policy import RetryPolicy
+from tests.sync.conftest import BASE, consent, member_json
+
+PROBLEM = "application/problem+json"
+
+
+def test_backoff_is_jittered_exponential_with_a_cap():
+    policy = RetryPolicy(base_seconds=2, cap_seconds=60, max_attempts=5)
+    for attempt in range(1, 10):
+        ceiling = min(60, 2 * 2 ** (attempt - 1))
+        delays = [policy.delay(attempt) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling / 2  # spread over the range, not a constant
+    assert policy.delay(1, retry_after=30) >= 30
+    assert policy.gives_up_after(5)
+    assert not policy.gives_up_after(4)
+
+
+def test_circuit_opens_after_repeated_failures_and_probes_once(redis_conn):
+    breaker = CircuitBreaker(redis_conn, "p1", threshold=3, window=60, cooldown=1)
+    assert breaker.state() == "closed"
+    assert not breaker.record_failure()
+    assert not breaker.record_failure()
+    assert breaker.record_failure()
+    assert breaker.state() == "open"
+    assert breaker.blocked_for() > 0
+    redis_conn.hset("gateway:circuit:p1", "opened_until", 0)  # the cooldown has passed
+    assert breaker.state() == "half-open"
+    assert breaker.blocked_for() == 0  # the probe
+    assert breaker.blocked_for() > 0  # everyone else waits for the probe
+    breaker.record_success()
+    assert breaker.state() == "closed"
+
+
+def test_a_failed_probe_reopens_the_circuit(redis_conn):
+    breaker = CircuitBreaker(redis_conn, "p2", threshold=1, cooldown=30)
+    breaker.record_failure()
+    redis_conn.hset("gateway:circuit:p2", "opened_until", 0)
+    assert breaker.blocked_for() == 0
+    assert breaker.record_failure()
+    assert breaker.state() == "open"
+
+
+def test_an_open_circuit_holds_deliveries_without_calling(app, platform, partner):
+    with app.app_context():
+        _, item = consent(platform)
+        breaker = CircuitBreaker(app.extensions["redis"], platform.id, threshold=1)
+        breaker.record_failure()
+        assert deliver(item.id) == "circuit open"
+        db.session.expire_all()
+        row = db.session.get(OutboxItem, item.id)
+        assert (row.state, row.attempts) == ("pending", 0)
+        assert not [c for c in partner.calls if "/v1/" in c.request.url]
+
+
+def test_failures_of_one_platform_do_not_hold_another(app, platform, partner):
+    with app.app_context():
+        CircuitBreaker(app.extensions["redis"], "some-other-platform", threshold=1).record_failure()
+        member, item = consent(platform)
+        partner.post(f"{BASE}/v1/members", status=201, json=member_json(member.id))
+        assert deliver(item.id) == "succeeded"
+
+
+def test_slots_limit_concurrency_and_free_on_release(redis_conn):
+    with (
+        platform_slot(redis_conn, "p", "a", limit=2) as first,
+        platform_slot(redis_conn, "p", "b", limit=2) as second,
+        platform_slot(redis_conn, "p", "c", limit=2) as third,
+    ):
+        assert (first, second, third) == (True, True, False)
+    with platform_slot(redis_conn, "p", "d", limit=2) as again:
+        assert again
+
+
+def test_a_dead_holder_frees_its_slot_when_the_lease_ends(redis_conn):
+    redis_conn.zadd("gateway:slots:p", {"killed-worker": 0})  # lease long expired
+    with platform_slot(redis_conn, "p", "x", limit=1) as slot:
+        assert slot
+
+
+def test_full_platform_postpones_without_counting(app, platform, partner):
+    with app.app_context():
+        platform = db.session.merge(platform)
+        platform.max_concurrency = 1
+        db.session.commit()
+        _, item = consent(platform)
+        redis = app.extensions["redis"]
+        with platform_slot(redis, platform.id, "busy", limit=1):
+            assert deliver(item.id) == "no free slot"
+        db.session.expire_all()
+        assert db.session.get(OutboxItem, item.id).attempts == 0
+
+
+def test_sweeper_reenqueues_rows_whose_job_vanished(app, platform):
+    with app.app_context():
+        consent(platform)
+        queue = app.extensions["queue"]
+        assert queue.count == 1
+        app.extensions["redis"].flushdb()  # every job and marker is gone
+        assert sweep() == {"expired_leases": 0, "reenqueued": 1}
+        assert queue.count == 1
+        assert sweep() == {"expired_leases": 0, "reenqueued": 0}  # the marker says it waits
+
+
+def test_sweeper_frees_rows_of_a_killed_worker(app, platform):
+    with app.app_context():
+        _, item = consent(platform)
+        db.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item.id)
+            .values(state="running", attempts=1, next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+        app.extensions["redis"].delete(QUEUED_MARKER + item.id)
+        assert sweep()["expired_leases"] == 1
+        db.session.expire_all()
+        assert db.session.get(OutboxItem, item.id).state == "pending"
