@@ -105,13 +105,19 @@ def web_command(app: Flask, host: str, port: int, dev: bool) -> None:
 @main.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
+@click.option(
+    "--fork/--no-fork",
+    default=True,
+    show_default=True,
+    help="Run each job in a forked child (isolation) or in the worker itself (throughput).",
+)
 @with_app
-def worker_command(app: Flask, burst: bool, name: str | None) -> None:
+def worker_command(app: Flask, burst: bool, name: str | None, fork: bool) -> None:
     """Run an RQ worker for the gateway's jobs."""
     from gateway.jobs import bind_process_app, make_worker
 
     bind_process_app(app)
-    make_worker(app, name=name).work(burst=burst, with_scheduler=True)
+    make_worker(app, name=name, fork=fork).work(burst=burst, with_scheduler=True)
 
 
 @main.command("scheduler")

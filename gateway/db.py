@@ -56,6 +56,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the web server read while a worker writes; foreign keys are off by default.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL still survives an application crash; only an OS crash may lose the
+    # last commits. SQLite is the single-machine default; production runs on PostgreSQL.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
-from rq import Worker
+from rq import SimpleWorker, Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,6 +57,7 @@ def task(func: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def make_worker(app: Flask, name: str | None = None) -> Worker:
-    """An RQ worker on the app's queue."""
-    return Worker([app.extensions["queue"]], connection=app.extensions["redis"], name=name)
+def make_worker(app: Flask, name: str | None = None, fork: bool = True) -> Worker:
+    """An RQ worker on the app's queue; ``fork=False`` runs jobs in the worker process."""
+    worker_class = Worker if fork else SimpleWorker
+    return worker_class([app.extensions["queue"]], connection=app.extensions["redis"], name=name)

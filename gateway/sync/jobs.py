@@ -37,10 +37,12 @@ def schedule(outbox_id: str, delay: float = 0.0) -> None:
     queue = get_queue()
     # The marker lets the sweeper tell a row whose job is waiting from one whose job was lost.
     get_redis().set(QUEUED_MARKER + outbox_id, "1", ex=int(delay) + _lease_seconds())
+    # The outcome lives in the outbox row; RQ need not keep results of successful jobs.
+    options = {"job_timeout": 120, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
     if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), deliver, outbox_id, job_timeout=120)
+        queue.enqueue_in(timedelta(seconds=delay), deliver, outbox_id, **options)
     else:
-        queue.enqueue(deliver, outbox_id, job_timeout=120)
+        queue.enqueue(deliver, outbox_id, **options)
 
 
 def _postpone(item_id: str, delay: float, *, count_attempt: bool = False) -> None:

@@ -1,0 +1,185 @@
+"""Sync throughput against the sandbox timebank at a fixed latency, as a ratio of the ideal.
+
+With N workers and a platform that answers every write after L seconds, no engine can deliver
+more than N / L transfers a second: that bound is the baseline. The run registers members,
+then posts transfers between them in the ledger and times how long N real `gateway worker`
+processes take to deliver every push row.
+
+    python -m bench.bench_sync [--workers 4] [--transfers 400] [--latency-ms 20]
+
+BENCH_DATABASE_URL selects the database (default: a SQLite file); REDIS_URL a Redis
+(default: an embedded one). Only loopback addresses are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from rq.suspension import resume, suspend
+from sqlalchemy import func, select
+
+from bench.harness import LOOPBACK, free_port
+from gateway import create_app, embedded_redis
+from gateway.db import db
+from gateway.federation.models import Platform, PlatformLink
+from gateway.ledger import services as ledger
+from gateway.members.models import Member
+from gateway.migrate import upgrade
+from gateway.sync.models import OutboxItem
+from gateway.sync.outbox import record_effect
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def _drain(kind: str, expected: int, timeout: float) -> float:
+    """Seconds until ``expected`` rows of ``kind`` succeeded (polling the database)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        db.session.rollback()
+        done = db.session.scalar(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(OutboxItem.kind == kind, OutboxItem.state == "succeeded")
+        )
+        dead = db.session.scalar(
+            select(func.count()).select_from(OutboxItem).where(OutboxItem.state == "dead")
+        )
+        if dead:
+            raise RuntimeError(f"{dead} outbox row(s) died during the benchmark")
+        if done >= expected:
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise RuntimeError(f"{kind}: not drained within {timeout:.0f} s")
+
+
+def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> float:
+    """Run the benchmark; print and return throughput / bound."""
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        data = Path(tmp)
+        own_redis = None
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            own_redis = embedded_redis.start(data / "r")
+            redis_url = own_redis.url
+        database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{data / 'gw.db'}"
+        env = {
+            **os.environ,
+            "GATEWAY_DATA_DIR": str(data),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789",
+            "GATEWAY_QUEUE": "bench-sync",
+            "LOG_LEVEL": "WARNING",
+            "SANDBOX_LATENCY_MS": str(latency_ms),
+        }
+        app = create_app(
+            {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
+            | {"GATEWAY_DATA_DIR": str(data), "QUEUE_NAME": "bench-sync"}
+        )
+        upgrade(app.extensions["db"].engine)
+        sandbox_port = free_port()
+        procs = [
+            _spawn(["sandbox", "--port", str(sandbox_port), "--data-dir", str(data / "sb")], env)
+        ]
+        try:
+            sandbox = f"http://{LOOPBACK}:{sandbox_port}"
+            _wait_for(f"{sandbox}/_sandbox/health")
+            procs += [
+                _spawn(["worker", "--no-fork", "--name", f"bench-{i}"], env) for i in range(workers)
+            ]
+            with app.app_context():
+                platform = Platform(
+                    name="sandbox",
+                    connector="timerepublik",
+                    base_url=sandbox,
+                    max_concurrency=workers,
+                )
+                platform.credentials = {"client_id": "gateway", "client_secret": "sandbox-secret"}
+                db.session.add(platform)
+                db.session.commit()
+                people = []
+                for n in range(members):
+                    member = Member(email=f"bench{n}@example.org", display_name=f"Bench {n}")
+                    db.session.add(member)
+                    db.session.flush()
+                    db.session.add(PlatformLink(member_id=member.id, platform_id=platform.id))
+                    record_effect(
+                        platform_id=platform.id, kind="register_member", member_id=member.id
+                    )
+                    db.session.commit()
+                    people.append(member)
+                _drain("register_member", members, timeout=120)
+                accounts = [ledger.account_for_member(m.id).id for m in people]
+                db.session.commit()
+                # Workers pause while the ledger posts, so the timing is the delivery alone.
+                suspend(app.extensions["redis"])
+                for i in range(transfers):
+                    # Alternate directions so no balance drifts toward a credit limit.
+                    a, b = accounts[i % members], accounts[(i + 1) % members]
+                    payer, payee = (a, b) if (i // members) % 2 == 0 else (b, a)
+                    ledger.post_transfer(
+                        payer_account_id=payer,
+                        payee_account_id=payee,
+                        minutes=1,
+                        description="bench",
+                        kind="help",
+                    )
+                    db.session.commit()
+                resume(app.extensions["redis"])
+                elapsed = _drain("push_transfer", transfers, timeout=600)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=15)
+            app.extensions["db"].dispose()
+            if own_redis:
+                own_redis.stop()
+    bound = workers / (latency_ms / 1000)
+    rate = transfers / elapsed
+    print(f"\nSync throughput against the sandbox at {latency_ms} ms, {workers} workers")
+    print(f"  bound N/latency                         {bound:10.1f} transfers/s   1.00x")
+    print(
+        f"  delivered                               {rate:10.1f} transfers/s   {rate / bound:.2f}x"
+    )
+    print(f"  ({transfers} transfers delivered in {elapsed:.2f} s)")
+    return rate / bound
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--transfers", type=int, default=400)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    args = parser.parse_args()
+    run(args.workers, args.transfers, args.latency_ms)
+
+
+if __name__ == "__main__":
+    main()
