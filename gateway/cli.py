@@ -77,12 +77,18 @@ def main() -> None:
 @main.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port of the gateway.")
-def run_command(host: str, port: int) -> None:
-    """Migrate, then run web server, worker and scheduler together until Ctrl-C."""
+@click.option(
+    "--sandbox/--no-sandbox",
+    default=True,
+    show_default=True,
+    help="Also run the sandbox timebank (on the next port) as the platform 'sandbox'.",
+)
+def run_command(host: str, port: int, sandbox: bool) -> None:
+    """Migrate, then run sandbox, web server, worker and scheduler together until Ctrl-C."""
     from gateway.supervisor import run_all
 
     try:
-        sys.exit(run_all(host, port))
+        sys.exit(run_all(host, port, with_sandbox=sandbox))
     except (ConfigError, EmbeddedRedisError, StartupError) as exc:
         fail(str(exc))
 

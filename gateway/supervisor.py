@@ -48,13 +48,32 @@ class Child:
         )
 
 
+SANDBOX_PORT_OFFSET = 1
+
+
 def children(host: str, port: int) -> list[Child]:
-    """The processes `gateway run` starts, in start order."""
+    """The processes `gateway run` starts after the sandbox, in start order."""
     return [
         Child("worker", ["worker", "--name", f"run-{os.getpid()}"]),
         Child("scheduler", ["scheduler"]),
         Child("web", ["web", "--dev", "--host", host, "--port", str(port)]),
     ]
+
+
+def sandbox_child(host: str, port: int, data_dir: str) -> Child:
+    """The sandbox timebank, on the port after the gateway's."""
+    return Child(
+        "sandbox",
+        [
+            "sandbox",
+            "--host",
+            host,
+            "--port",
+            str(port + SANDBOX_PORT_OFFSET),
+            "--data-dir",
+            str(Path(data_dir) / "sandbox"),
+        ],
+    )
 
 
 def _wait_healthy(url: str, procs: list[Child], timeout: float = 60.0) -> bool:
@@ -92,7 +111,7 @@ def _raise_stop(_signum: int, _frame: object) -> None:
     raise _Stop
 
 
-def run_all(host: str, port: int) -> int:
+def run_all(host: str, port: int, with_sandbox: bool = True) -> int:
     """Run until Ctrl-C or SIGTERM; return the exit code."""
     settings = load_settings()
     owned_redis = None
@@ -100,20 +119,44 @@ def run_all(host: str, port: int) -> int:
     if not settings["REDIS_URL"]:
         owned_redis = embedded_redis.start(Path(settings["GATEWAY_DATA_DIR"]))
         env["REDIS_URL"] = owned_redis.url
-    procs = children(host, port)
+    base = f"http://{host}:{port}"
+    env.setdefault("GATEWAY_BASE_URL", base)
+    sandbox = sandbox_child(host, port, settings["GATEWAY_DATA_DIR"]) if with_sandbox else None
+    procs = ([sandbox] if sandbox else []) + children(host, port)
     try:
-        app = create_app({"REDIS_URL": env.get("REDIS_URL") or settings["REDIS_URL"]})
+        app = create_app(
+            {
+                "REDIS_URL": env.get("REDIS_URL") or settings["REDIS_URL"],
+                "GATEWAY_BASE_URL": env["GATEWAY_BASE_URL"],
+            }
+        )
         check_services(app)
         upgrade(app.extensions["db"].engine)
-        app.extensions["db"].dispose()
         signal.signal(signal.SIGTERM, _raise_stop)
+        sandbox_url = f"http://{host}:{port + SANDBOX_PORT_OFFSET}"
+        if sandbox:
+            sandbox.start(env)
+            if not _wait_healthy(f"{sandbox_url}/_sandbox/health", [sandbox]):
+                print("The sandbox timebank did not start; see above.", file=sys.stderr)
+                return 1
+            from gateway.devsetup import ensure_sandbox_platform
+            from gateway.sync.remote import ConnectorError
+
+            try:
+                ensure_sandbox_platform(app, sandbox_url)
+            except ConnectorError as exc:
+                print(f"The sandbox refused the gateway's set-up: {exc}", file=sys.stderr)
+                return 1
+        app.extensions["db"].dispose()
         for child in procs:
-            child.start(env)
-        base = f"http://{host}:{port}"
+            if child.process is None:
+                child.start(env)
         if not _wait_healthy(f"{base}/healthz", procs):
             print("The gateway did not start; see the messages above.", file=sys.stderr)
             return 1
-        print(f"\n  Gateway ready at {base}   (health: {base}/readyz)")
+        print(f"\n  Gateway ready at {base}   (health: {base}/readyz, API docs: {base}/docs)")
+        if sandbox:
+            print(f"  Sandbox timebank at {sandbox_url}   (platform 'sandbox')")
         print("  Press Ctrl-C to stop every process.\n", flush=True)
         while True:
             for child in procs:

@@ -1,0 +1,67 @@
+"""`gateway run`'s development wiring: the sandbox timebank as a configured platform.
+
+On embedded defaults the gateway federates with the sandbox out of the box: the platform
+"sandbox" is added once (TimeRepublik connector, the sandbox's development credentials), and
+the sandbox is told where to send its signed callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import select
+
+from gateway.db import db
+from gateway.federation.models import Platform, WebhookSecret
+from gateway.sync.remote import connector_for
+
+log = logging.getLogger(__name__)
+
+SANDBOX_PLATFORM = "sandbox"
+# The sandbox's public development client (gateway/sandbox/settings.py): not a secret.
+SANDBOX_CREDENTIALS = {"client_id": "gateway", "client_secret": "sandbox-secret"}
+
+
+def ensure_sandbox_platform(app: Flask, sandbox_url: str) -> Platform:
+    """Add the sandbox platform if missing and (re-)register our callback endpoint with it."""
+    with app.app_context():
+        platform = db.session.scalar(select(Platform).where(Platform.name == SANDBOX_PLATFORM))
+        if platform is None:
+            platform = Platform(
+                name=SANDBOX_PLATFORM,
+                display_name="Sandbox timebank",
+                connector="timerepublik",
+                base_url=sandbox_url,
+                options={"clearing_wallet_id": "w_clearing"},
+            )
+            platform.credentials = SANDBOX_CREDENTIALS
+            db.session.add(platform)
+            db.session.commit()
+        elif platform.base_url != sandbox_url:
+            platform.base_url = sandbox_url
+            db.session.commit()
+        callback_url = f"{app.config['GATEWAY_BASE_URL']}/callbacks/{SANDBOX_PLATFORM}"
+        known = {s.secret for s in platform_secrets(platform)}
+        # Re-registering with the secret we hold keeps one secret across restarts.
+        endpoint = connector_for(platform).register_webhook_endpoint(
+            callback_url, secret=next(iter(known), None)
+        )
+        if endpoint.secret not in known:
+            secret = WebhookSecret(platform_id=platform.id)
+            secret.secret = endpoint.secret
+            db.session.add(secret)
+            db.session.commit()
+        log.info("sandbox platform ready; callbacks go to %s", callback_url)
+        return platform
+
+
+def platform_secrets(platform: Platform) -> list[WebhookSecret]:
+    """The platform's active webhook secrets."""
+    return list(
+        db.session.scalars(
+            select(WebhookSecret).where(
+                WebhookSecret.platform_id == platform.id, WebhookSecret.revoked_at.is_(None)
+            )
+        )
+    )
