@@ -39,6 +39,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api.init_app(app)
 
+    from gateway.callbacks.views import bp as callbacks_bp
+
+    app.register_blueprint(callbacks_bp)
+
     from gateway.sync import subscribers
 
     subscribers.connect()

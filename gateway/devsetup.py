@@ -13,7 +13,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from gateway.db import db
-from gateway.federation.models import Platform, WebhookSecret
+from gateway.federation.models import Platform
+from gateway.federation.platforms import active_secrets, add_platform, add_webhook_secret
 from gateway.sync.remote import connector_for
 
 log = logging.getLogger(__name__)
@@ -28,40 +29,26 @@ def ensure_sandbox_platform(app: Flask, sandbox_url: str) -> Platform:
     with app.app_context():
         platform = db.session.scalar(select(Platform).where(Platform.name == SANDBOX_PLATFORM))
         if platform is None:
-            platform = Platform(
-                name=SANDBOX_PLATFORM,
-                display_name="Sandbox timebank",
-                connector="timerepublik",
-                base_url=sandbox_url,
+            platform = add_platform(
+                SANDBOX_PLATFORM,
+                "timerepublik",
+                sandbox_url,
+                credentials=SANDBOX_CREDENTIALS,
                 options={"clearing_wallet_id": "w_clearing"},
+                display_name="Sandbox timebank",
             )
-            platform.credentials = SANDBOX_CREDENTIALS
-            db.session.add(platform)
             db.session.commit()
         elif platform.base_url != sandbox_url:
             platform.base_url = sandbox_url
             db.session.commit()
         callback_url = f"{app.config['GATEWAY_BASE_URL']}/callbacks/{SANDBOX_PLATFORM}"
-        known = {s.secret for s in platform_secrets(platform)}
+        known = {s.secret for s in active_secrets(platform)}
         # Re-registering with the secret we hold keeps one secret across restarts.
         endpoint = connector_for(platform).register_webhook_endpoint(
             callback_url, secret=next(iter(known), None)
         )
         if endpoint.secret not in known:
-            secret = WebhookSecret(platform_id=platform.id)
-            secret.secret = endpoint.secret
-            db.session.add(secret)
+            add_webhook_secret(platform, endpoint.secret)
             db.session.commit()
         log.info("sandbox platform ready; callbacks go to %s", callback_url)
         return platform
-
-
-def platform_secrets(platform: Platform) -> list[WebhookSecret]:
-    """The platform's active webhook secrets."""
-    return list(
-        db.session.scalars(
-            select(WebhookSecret).where(
-                WebhookSecret.platform_id == platform.id, WebhookSecret.revoked_at.is_(None)
-            )
-        )
-    )

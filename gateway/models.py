@@ -2,6 +2,7 @@
 
 from gateway.api import models as api_models
 from gateway.auth import models as auth_models
+from gateway.callbacks import models as callback_models
 from gateway.db import Base
 from gateway.federation import models as federation_models
 from gateway.ledger import models as ledger_models
@@ -12,6 +13,7 @@ from gateway.sync import models as sync_models
 MODEL_MODULES = (
     api_models,
     auth_models,
+    callback_models,
     federation_models,
     ledger_models,
     member_models,

@@ -35,12 +35,14 @@ class Periodic:
 
 def periodic_jobs(config: dict[str, Any]) -> list[Periodic]:
     """Every periodic job of the gateway; domains add theirs here."""
+    from gateway.callbacks.processing import sweep_inbox
     from gateway.sync.jobs import sweep as sweep_outbox
     from gateway.sync.reconcile import prune_runs, reconcile_all
 
     return [
         Periodic(record_heartbeat, interval=60),
         Periodic(sweep_outbox, interval=30),
+        Periodic(sweep_inbox, interval=60),
         Periodic(reconcile_all, interval=config.get("RECONCILE_INTERVAL_SECONDS", 900)),
         Periodic(prune_runs, interval=24 * 3600),
     ]

@@ -1,0 +1,1 @@
+"""Callbacks: signed events pushed by partner platforms, stored raw, processed by jobs."""
