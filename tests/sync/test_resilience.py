@@ -128,3 +128,18 @@ def test_sweeper_frees_rows_of_a_killed_worker(app, platform):
         assert sweep()["expired_leases"] == 1
         db.session.expire_all()
         assert db.session.get(OutboxItem, item.id).state == "pending"
+
+
+def test_occasional_failures_among_successes_keep_the_circuit_closed(redis_conn):
+    breaker = CircuitBreaker(redis_conn, "p3", threshold=3, window=60)
+    for _ in range(10):
+        breaker.record_success()
+        breaker.record_success()
+        assert not breaker.record_failure()  # one failure in three calls
+    assert breaker.state() == "closed"
+    for _ in range(20):
+        opened = breaker.record_failure()
+        if opened:
+            break
+    assert opened
+    assert breaker.state() == "open"
