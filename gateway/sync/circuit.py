@@ -3,8 +3,8 @@
 When at least ``threshold`` retryable failures within ``window`` seconds are also at least
 ``ratio`` of the calls in that window, the circuit opens for ``cooldown`` seconds: a platform
 that fails now and then stays usable, while deliveries to one that is down wait instead of
-piling onto the outage, and other platforms' work goes on. When the cooldown ends, one probe is let through; its success
-closes the circuit, its failure opens it again.
+piling onto the outage, and other platforms' work goes on. When the cooldown ends, one probe
+is let through; its success closes the circuit, its failure opens it again.
 """
 
 from __future__ import annotations
