@@ -60,8 +60,13 @@ def with_app(func: F | None = None, *, needs_redis: bool = True) -> Any:
         @wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
             app = load_app(needs_redis=needs_redis)
-            with app.app_context():
-                return command(app, *args, **kwargs)
+            try:
+                with app.app_context():
+                    return command(app, *args, **kwargs)
+            finally:
+                # Close pooled connections now, not whenever the garbage collector gets to them.
+                app.extensions["db"].dispose()
+                app.extensions["redis"].close()
 
         return run  # type: ignore[return-value]
 
