@@ -31,6 +31,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     redis_client.init_app(app)
     problems.init_app(app)
 
+    from gateway import csrf, i18n
+
+    i18n.init_app(app)
+    csrf.init_app(app)
+
     from gateway.health import bp as health_bp
 
     app.register_blueprint(health_bp)

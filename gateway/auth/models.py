@@ -141,3 +141,74 @@ class OAuthToken(Base):
     def scopes(self) -> set[str]:
         """Granted scopes as a set."""
         return parse_scopes(self.scope)
+
+
+class AuthorizationCode(Base):
+    """A one-time authorization code; kept after use so that a replay can revoke what it issued."""
+
+    __tablename__ = "oauth_authorization_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE")
+    )
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    auth_time: Mapped[int] = mapped_column(Integer)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
+    issued_at: Mapped[int] = mapped_column(Integer, default=lambda: int(time.time()))
+    expires_in: Mapped[int] = mapped_column(Integer, default=60)
+    used_at: Mapped[int | None] = mapped_column(Integer)
+    # The token family the code was exchanged for: a replayed code revokes it.
+    family_id: Mapped[str | None] = mapped_column(String(36))
+
+    # -- authlib AuthorizationCodeMixin ----------------------------------------
+    def get_redirect_uri(self) -> str:
+        """The redirect URI the code was issued for."""
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        """Scopes granted with the code."""
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        """The OIDC nonce carried into the ID token."""
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        """When the member authenticated."""
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        """Authentication context class."""
+        return self.acr
+
+    def get_amr(self) -> list[str] | None:
+        """Authentication methods."""
+        return self.amr
+
+    def is_expired(self) -> bool:
+        """Codes live a minute (RFC 6749 recommends at most ten)."""
+        return time.time() >= self.issued_at + self.expires_in
+
+
+class SigningKey(Base):
+    """A private key that signs ID tokens; published in the JWKS until its tokens expire."""
+
+    __tablename__ = "oauth_signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(10), default="RS256")
+    # The private JWK, encrypted at rest with GATEWAY_ENCRYPTION_KEYS.
+    private_jwk_encrypted: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when a newer key took over signing; the key stays published until retire_after.
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retire_after: Mapped[datetime | None] = mapped_column(UTCDateTime())

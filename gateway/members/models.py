@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, SmallInteger, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, UTCDateTime, utcnow
@@ -40,6 +40,8 @@ class Member(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="active")
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Bumped by a password change or "log out everywhere": older sessions stop being valid.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

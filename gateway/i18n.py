@@ -1,0 +1,83 @@
+"""Italian first, English too: the page locale and the message catalogs.
+
+Catalogs live in ``gateway/translations/<area>.json`` as ``{"key": {"it": ..., "en": ...}}``,
+one file per area (members, admin, ...) so that areas never edit each other's strings.
+The locale is chosen from, in order: ``ui_locales`` on an authorization request (kept in
+the session), the logged-in member's preference, ``Accept-Language``, then Italian.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from flask import Flask, g, has_request_context, request, session
+
+LOCALES = ("it", "en")
+DEFAULT_LOCALE = "it"
+_CATALOG_DIR = Path(__file__).parent / "translations"
+
+
+@cache
+def _catalog() -> dict[str, dict[str, str]]:
+    merged: dict[str, dict[str, str]] = {}
+    for path in sorted(_CATALOG_DIR.glob("*.json")):
+        for key, texts in json.loads(path.read_text(encoding="utf-8")).items():
+            if key in merged:
+                raise ValueError(f"message key {key!r} is defined twice ({path.name})")
+            missing = set(LOCALES) - texts.keys()
+            if missing:
+                raise ValueError(f"message {key!r} in {path.name} lacks {sorted(missing)}")
+            merged[key] = texts
+    return merged
+
+
+def pick_locale(ui_locales: str | None) -> str | None:
+    """The first of a space-separated ``ui_locales`` list that we speak."""
+    for tag in (ui_locales or "").split():
+        primary = tag.split("-")[0].lower()
+        if primary in LOCALES:
+            return primary
+    return None
+
+
+def remember_ui_locales(ui_locales: str | None) -> None:
+    """Keep a request's ``ui_locales`` choice for the pages that follow it."""
+    locale = pick_locale(ui_locales)
+    if locale:
+        session["locale"] = locale
+        g.locale = locale
+
+
+def current_locale() -> str:
+    """The locale of the current page."""
+    if not has_request_context():
+        return DEFAULT_LOCALE
+    if "locale" in g:
+        return g.locale
+    locale = pick_locale(request.args.get("ui_locales")) or session.get("locale")
+    if locale not in LOCALES:
+        from gateway.auth.session import current_session_member
+
+        member = current_session_member()
+        locale = member.locale if member is not None else None
+    if locale not in LOCALES:
+        locale = request.accept_languages.best_match(LOCALES) or DEFAULT_LOCALE
+    g.locale = locale
+    return locale
+
+
+def gettext(key: str, locale: str | None = None, **values: object) -> str:
+    """The text for ``key`` in ``locale`` (default: the page's), formatted with ``values``.
+
+    An unknown key raises: a missing string is a bug to find in tests, not a blank on a page.
+    """
+    text = _catalog()[key][locale or current_locale()]
+    return text.format(**values) if values else text
+
+
+def init_app(app: Flask) -> None:
+    """Give templates ``_()`` and ``locale``."""
+    app.jinja_env.globals["_"] = gettext
+    app.jinja_env.globals["current_locale"] = current_locale
