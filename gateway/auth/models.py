@@ -7,7 +7,7 @@ import hmac
 import time
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash
 
@@ -36,8 +36,24 @@ class OAuthClient(Base):
     scope: Mapped[str] = mapped_column(Text, default="")
     grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    # First-party relying parties (the project's website, the demo site) are not asked
+    # for consent: the member is already signing in to the project itself.
+    skip_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def client_metadata(self) -> dict:
+        """The registered metadata Authlib's endpoints read (RP-initiated logout)."""
+        return {
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+        }
+
+    @property
+    def token_endpoint_auth_method(self) -> str:
+        """How the client authenticates at the token endpoint."""
+        return "none" if self.is_public else "client_secret_basic"
 
     # -- authlib ClientMixin --------------------------------------------------
     def get_client_id(self) -> str:
@@ -212,3 +228,18 @@ class SigningKey(Base):
     # Set when a newer key took over signing; the key stays published until retire_after.
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     retire_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ClientConsent(Base):
+    """The scopes a member granted a third-party client, so the consent screen is asked once."""
+
+    __tablename__ = "oauth_client_consents"
+    __table_args__ = (UniqueConstraint("member_id", "client_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE")
+    )
+    scope: Mapped[str] = mapped_column(Text, default="")
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
