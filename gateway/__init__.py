@@ -44,6 +44,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api.init_app(app)
 
+    from gateway.auth import server as oauth_server
+    from gateway.auth.authorize import bp as oidc_pages_bp
+    from gateway.auth.endpoints import bp as oidc_bp
+
+    oauth_server.init_app(app)
+    app.register_blueprint(oidc_bp)
+    app.register_blueprint(oidc_pages_bp)
+    app.extensions["page_blueprints"].add(oidc_pages_bp.name)
+
     from gateway.callbacks.views import bp as callbacks_bp
 
     app.register_blueprint(callbacks_bp)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Flask, current_app, request, session
 
 from gateway.problems import Problem
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+F = TypeVar("F", bound=Callable)
 
 
 def csrf_token() -> str:
@@ -26,12 +29,26 @@ def csrf_token() -> str:
     return token
 
 
+def exempt(view: F) -> F:
+    """Leave ``view`` to check CSRF itself (an endpoint other sites may POST to by protocol)."""
+    view._csrf_exempt = True  # type: ignore[attr-defined]
+    return view
+
+
 def check_csrf() -> None:
     """Refuse an unsafe page request whose token is missing or wrong."""
     if request.method in SAFE_METHODS:
         return
     if request.blueprint not in current_app.extensions.get("page_blueprints", set()):
         return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "_csrf_exempt", False):
+        return
+    require_csrf_token()
+
+
+def require_csrf_token() -> None:
+    """Refuse the request unless it carries the session's CSRF token."""
     expected = session.get("csrf")
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):

@@ -7,7 +7,7 @@ import secrets
 
 from werkzeug.security import generate_password_hash
 
-from gateway.auth.models import OAuthClient
+from gateway.auth.models import OAuthClient, hash_client_secret
 from gateway.auth.tokens import issue_token
 from gateway.db import db
 from gateway.members.models import Member
@@ -35,7 +35,7 @@ def create_client(scope: str = "openid profile email hours:read transactions:wri
     secret = secrets.token_urlsafe(24)
     client = OAuthClient(
         client_id=fields.pop("client_id", f"client-{next(_sequence)}"),
-        secret_hash=generate_password_hash(secret),
+        secret_hash=fields.pop("secret_hash", hash_client_secret(secret)),
         name=fields.pop("name", "Test client"),
         redirect_uris=fields.pop("redirect_uris", ["https://site.example/callback"]),
         scope=scope,

@@ -1,0 +1,177 @@
+"""The pages of the provider: the authorization endpoint (login, signup, consent) and logout.
+
+``/oauth/authorize`` validates the request before anything else, so a bad client or
+redirect URI is shown as a page here and never redirected to. A member who is not logged
+in (or must log in again for ``prompt=login`` or ``max_age``) goes to the login page and
+comes back; ``prompt=create`` opens signup. Every answer to the client carries ``iss``
+(RFC 9207).
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from gateway import csrf
+from gateway.auth.models import ClientConsent, OAuthClient
+from gateway.auth.scopes import parse_scopes
+from gateway.auth.server import authorization_server, issuer
+from gateway.auth.session import auth_time, current_session_member, logout_member
+from gateway.db import db
+from gateway.i18n import gettext, remember_ui_locales
+from gateway.members.models import Member
+from gateway.problems import Problem
+
+bp = Blueprint("oidc_pages", __name__)
+
+# The members' pages (gateway.members) take ``next`` and ``login_hint`` and come back here.
+LOGIN_PATH = "/login"
+SIGNUP_PATH = "/signup"
+
+
+def _with_iss(response: Response) -> Response:
+    location = response.headers.get("Location")
+    if location and "iss=" not in location.split("?", 1)[-1]:
+        response.headers["Location"] = add_params_to_uri(location, {"iss": issuer()})
+    return response
+
+
+def _error(error: OAuth2Error) -> Response:
+    if error.redirect_uri:
+        return _with_iss(authorization_server().handle_error_response(None, error))
+    raise Problem(
+        400,
+        gettext("oidc.bad_request.detail", reason=error.description or error.error),
+        title=gettext("oidc.bad_request.title"),
+        type=error.error,
+    )
+
+
+def _this_request(drop_prompts: set[str] = frozenset()) -> str:
+    """This authorization request as a relative URL, without the prompts already handled."""
+    params = [(k, v) for k, v in request.args.items(multi=True) if k != "prompt"]
+    prompts = [p for p in request.args.get("prompt", "").split() if p not in drop_prompts]
+    if prompts:
+        params.append(("prompt", " ".join(prompts)))
+    return url_for(".authorize") + "?" + urlencode(params)
+
+
+def _to_login(path: str, drop_prompts: set[str]) -> Response:
+    target = {"next": _this_request(drop_prompts)}
+    if request.args.get("login_hint"):
+        target["login_hint"] = request.args["login_hint"]
+    return redirect(f"{path}?{urlencode(target)}")
+
+
+def _too_old(max_age: str) -> bool:
+    """The session's login is older than the ``max_age`` the client asked for."""
+    return max_age.isdigit() and time.time() - (auth_time() or 0) > int(max_age)
+
+
+def _remembered(member: Member, client: OAuthClient, scope: str) -> bool:
+    if client.skip_consent:
+        return True
+    row = db.session.scalar(
+        select(ClientConsent).where(
+            ClientConsent.member_id == member.id, ClientConsent.client_id == client.client_id
+        )
+    )
+    return row is not None and parse_scopes(scope) <= parse_scopes(row.scope)
+
+
+def _remember(member: Member, client: OAuthClient, scope: str) -> None:
+    if client.skip_consent:
+        return
+    row = db.session.scalar(
+        select(ClientConsent).where(
+            ClientConsent.member_id == member.id, ClientConsent.client_id == client.client_id
+        )
+    )
+    if row is None:
+        row = ClientConsent(member_id=member.id, client_id=client.client_id, scope="")
+        db.session.add(row)
+    row.scope = " ".join(sorted(parse_scopes(row.scope) | parse_scopes(scope)))
+
+
+def _grant(grant: object, member: Member | None) -> Response:
+    response = authorization_server().create_authorization_response(grant=grant, grant_user=member)
+    db.session.commit()
+    return _with_iss(response)
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+@csrf.exempt  # relying parties may POST authorization requests; the consent form checks it
+def authorize() -> Response:
+    """Validate, authenticate the member, ask consent if needed, and answer the client."""
+    remember_ui_locales(request.values.get("ui_locales"))
+    server = authorization_server()
+    member = current_session_member()
+    prompts = set(request.values.get("prompt", "").split())
+    deciding = request.method == "POST" and "decision" in request.form
+    if deciding:
+        csrf.require_csrf_token()
+    elif member is not None and ("login" in prompts or _too_old(request.values.get("max_age", ""))):
+        # The client wants a fresh login: end this session and send the member to log in.
+        logout_member()
+        member = None
+    try:
+        grant = server.get_consent_grant(end_user=member)
+    except OAuth2Error as error:
+        return _error(error)
+    client: OAuthClient = grant.client
+    scope = grant.request.payload.scope or ""
+    if member is None:
+        if "create" in prompts:
+            return _to_login(SIGNUP_PATH, {"create", "login"})
+        return _to_login(LOGIN_PATH, {"login"})
+    if deciding:
+        if request.form["decision"] != "allow":
+            return _grant(grant, None)
+        _remember(member, client, scope)
+        return _grant(grant, member)
+    if "consent" in prompts or not _remembered(member, client, scope):
+        if "none" in prompts:
+            from authlib.oidc.core.errors import ConsentRequiredError
+
+            error = ConsentRequiredError(redirect_uri=grant.redirect_uri)
+            error.state = grant.request.payload.state
+            return _error(error)
+        return Response(
+            render_template(
+                "oidc/consent.html",
+                client=client,
+                scopes=sorted(parse_scopes(scope)),
+                member=member,
+                action=request.full_path,
+            )
+        )
+    return _grant(grant, member)
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+@csrf.exempt  # relying parties send logout requests here by protocol
+def end_session() -> Response:
+    """RP-initiated logout: at once with a valid ``id_token_hint``, else after confirmation."""
+    server = authorization_server()
+    remember_ui_locales(request.values.get("ui_locales"))
+    try:
+        end_request = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return _error(error)
+    if end_request.needs_confirmation:
+        return Response(render_template("oidc/logout_confirm.html"))
+    response = server.create_endpoint_response("end_session", end_request)
+    return response or Response(render_template("oidc/logged_out.html"))
+
+
+@bp.post("/oauth/logout/confirm")
+def confirm_logout() -> Response:
+    """The member confirmed a logout that came without an ID token hint."""
+    logout_member()
+    # Without a verified hint we never redirect (OIDC RP-Initiated Logout section 3).
+    return Response(render_template("oidc/logged_out.html"))

@@ -1,0 +1,347 @@
+"""The OAuth 2 / OpenID Connect authorization server, on Authlib's Flask integration.
+
+Grants: authorization code (PKCE S256 only; required for public clients), refresh token
+(rotated; presenting a used one revokes its whole family), client credentials. Endpoints:
+revocation (RFC 7009), introspection (RFC 7662), RP-initiated logout. Codes and tokens are
+stored as SHA-256 digests; a code or refresh token is claimed with a compare-and-set
+update, so two concurrent exchanges cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    grants,
+)
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import Flask, current_app
+from sqlalchemy import select, update
+
+from gateway.auth import keys
+from gateway.auth.claims import user_info
+from gateway.auth.models import AuthorizationCode, OAuthClient, OAuthToken, token_digest
+from gateway.auth.scopes import SCOPES, parse_scopes
+from gateway.auth.session import auth_time, logout_member
+from gateway.db import db
+from gateway.members.models import Member, new_id
+
+ACCESS_TOKEN_LIFETIME = 3600
+CODE_LIFETIME = 60
+
+
+def issuer() -> str:
+    """This provider's issuer identifier (``GATEWAY_BASE_URL``)."""
+    return current_app.config["GATEWAY_BASE_URL"]
+
+
+def _query_client(client_id: str) -> OAuthClient | None:
+    client = db.session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+    return client if client is not None and client.revoked_at is None else None
+
+
+def revoke_family(family_id: str) -> int:
+    """Revoke every token of a family (one authorization and its rotations); commits."""
+    result = db.session.execute(
+        update(OAuthToken)
+        .where(OAuthToken.family_id == family_id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=int(time.time()))
+    )
+    db.session.commit()
+    return result.rowcount or 0
+
+
+def _save_token(token: dict, request: Any) -> None:
+    family_id = None
+    if getattr(request, "authorization_code", None) is not None:
+        family_id = request.authorization_code.family_id
+    elif getattr(request, "refresh_token", None) is not None:
+        family_id = request.refresh_token.family_id
+    user = request.user
+    row = OAuthToken(
+        client_id=request.client.get_client_id(),
+        member_id=user.id if isinstance(user, Member) else None,
+        token_type=token.get("token_type", "Bearer"),
+        access_token_hash=token_digest(token["access_token"]),
+        refresh_token_hash=token_digest(token["refresh_token"])
+        if token.get("refresh_token")
+        else None,
+        scope=token.get("scope", ""),
+        issued_at=int(time.time()),
+        expires_in=int(token.get("expires_in", ACCESS_TOKEN_LIFETIME)),
+    )
+    if family_id:
+        row.family_id = family_id
+    db.session.add(row)
+    db.session.flush()
+
+
+class S256Challenge(CodeChallenge):
+    """PKCE with S256 only, required from public clients (RFC 9700 section 2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - Authlib's class attribute
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if data.get("code_challenge") and not data.get("code_challenge_method"):
+            # Without a method RFC 7636 means "plain", which we do not accept.
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        if grant.request.client.is_public and not data.get("code_challenge"):
+            raise InvalidRequestError("Public clients must send a PKCE 'code_challenge' (S256).")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str:
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(
+        self, authorization_code: AuthorizationCode
+    ) -> str | None:
+        return authorization_code.code_challenge_method
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):
+    """Authorization code grant; codes are one-time and a replay revokes what they issued."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # noqa: RUF012
+
+    def validate_authorization_request(self) -> str:
+        redirect_uri = super().validate_authorization_request()
+        requested = parse_scopes(self.request.payload.scope)
+        if requested - parse_scopes(self.request.client.scope):
+            # Refuse rather than narrow silently: the consent screen must show what is granted.
+            error = InvalidScopeError(redirect_uri=redirect_uri)
+            error.state = self.request.payload.state
+            raise error
+        return redirect_uri
+
+    def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
+        data = request.payload.data
+        row = AuthorizationCode(
+            code_hash=token_digest(code),
+            client_id=request.client.get_client_id(),
+            member_id=request.user.id,
+            redirect_uri=request.payload.redirect_uri or "",
+            scope=request.payload.scope or "",
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            auth_time=auth_time() or int(time.time()),
+            amr=["pwd"],
+            expires_in=CODE_LIFETIME,
+        )
+        # Tokens exchanged for this code form a family named after it (replay revokes them).
+        row.id = row.family_id = new_id()
+        db.session.add(row)
+        db.session.commit()
+        return row
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> AuthorizationCode | None:
+        row = db.session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == token_digest(code))
+        )
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=int(time.time()))
+        ).rowcount
+        db.session.commit()
+        if not claimed:
+            # RFC 6749 section 4.1.2: a replayed code revokes the tokens it was exchanged for.
+            revoke_family(row.family_id or row.id)
+            return None
+        if row.is_expired():
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        # Kept (already marked used) so that a replay can be recognised and punished.
+        return None
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> Member | None:
+        member = db.session.get(Member, authorization_code.member_id)
+        return member if member is not None and member.is_active else None
+
+
+class OpenIDCodeExtension(OpenIDCode):
+    """ID tokens signed with the current key, ``iss`` and ``aud`` set, claims by scope."""
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        return (
+            db.session.scalar(
+                select(AuthorizationCode.id).where(
+                    AuthorizationCode.client_id == request.payload.client_id,
+                    AuthorizationCode.nonce == nonce,
+                )
+            )
+            is not None
+        )
+
+    def resolve_client_private_key(self, client: OAuthClient) -> Any:
+        return keys.signing_key()
+
+    def get_client_algorithm(self, client: OAuthClient) -> str:
+        return keys.ALGORITHM
+
+    def get_encode_header(self, client: OAuthClient) -> dict:
+        return {"alg": keys.ALGORITHM, "kid": keys.signing_key().kid, "typ": "JWT"}
+
+    def get_client_claims(self, client: OAuthClient) -> dict:
+        now = int(time.time())
+        return {
+            "iss": issuer(),
+            "aud": client.get_client_id(),
+            "azp": client.get_client_id(),
+            "iat": now,
+            "exp": now + keys.ID_TOKEN_LIFETIME,
+        }
+
+    def generate_user_info(self, user: Member, scope: str) -> UserInfo:
+        return user_info(user, scope)
+
+
+class RotatingRefreshGrant(grants.RefreshTokenGrant):
+    """Refresh tokens rotate; a refresh token presented twice revokes its whole family."""
+
+    INCLUDE_NEW_REFRESH_TOKEN = True
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # noqa: RUF012
+
+    def authenticate_refresh_token(self, refresh_token: str) -> OAuthToken | None:
+        row = db.session.scalar(
+            select(OAuthToken).where(OAuthToken.refresh_token_hash == token_digest(refresh_token))
+        )
+        if row is None:
+            return None
+        if row.refresh_used_at is not None:
+            revoke_family(row.family_id)
+            return None
+        return row if row.is_refresh_token_valid() else None
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        token: OAuthToken = self.request.refresh_token
+        now = int(time.time())
+        claimed = db.session.execute(
+            update(OAuthToken)
+            .where(OAuthToken.id == token.id, OAuthToken.refresh_used_at.is_(None))
+            .values(refresh_used_at=now, revoked_at=now)
+        ).rowcount
+        db.session.commit()
+        if not claimed:
+            # Lost a race with another exchange of the same refresh token: that is reuse too.
+            revoke_family(token.family_id)
+            raise InvalidGrantError()
+
+    def authenticate_user(self, refresh_token: OAuthToken) -> Member | None:
+        if refresh_token.member_id is None:
+            return None
+        member = db.session.get(Member, refresh_token.member_id)
+        return member if member is not None and member.is_active else None
+
+    def revoke_old_credential(self, refresh_token: OAuthToken) -> None:
+        # Already marked used and revoked when the request was validated.
+        return None
+
+
+class MachineGrant(grants.ClientCredentialsGrant):
+    """Client credentials for partner back ends and the website's server side."""
+
+
+class _TokenLookup:
+    SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> OAuthToken | None:
+        digest = token_digest(token_string)
+        columns = [OAuthToken.access_token_hash, OAuthToken.refresh_token_hash]
+        if token_type_hint == "refresh_token":  # noqa: S105 - a hint's name, not a secret
+            columns.reverse()
+        for column in columns:
+            row = db.session.scalar(select(OAuthToken).where(column == digest))
+            if row is not None:
+                return row
+        return None
+
+
+class Revocation(_TokenLookup, RevocationEndpoint):
+    """RFC 7009; revoking a refresh token also revokes the access tokens of its family."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # noqa: RUF012
+
+    def authenticate_token(self, request: Any, client: OAuthClient) -> OAuthToken | None:
+        # RFC 7009 section 2.2: a token of another client is answered like an unknown one.
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        return token if token is not None and token.check_client(client) else None
+
+    def revoke_token(self, token: OAuthToken, request: Any) -> None:
+        revoke_family(token.family_id)
+
+
+class Introspection(_TokenLookup, IntrospectionEndpoint):
+    """RFC 7662: a client may introspect its own tokens; an ``admin`` client any token."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
+
+    def check_permission(self, token: OAuthToken, client: OAuthClient, request: Any) -> bool:
+        return token.check_client(client) or "admin" in client.get_allowed_scope("admin").split()
+
+    def introspect_token(self, token: OAuthToken) -> dict:
+        payload = {
+            "active": True,
+            "scope": token.scope,
+            "client_id": token.client_id,
+            "token_type": token.token_type,
+            "exp": token.get_expires_at(),
+            "iat": token.issued_at,
+            "iss": issuer(),
+        }
+        if token.member_id:
+            payload["sub"] = token.member_id
+        return payload
+
+
+class EndSession(EndSessionEndpoint):
+    """RP-initiated logout: redirects only to a registered post-logout URI, given a valid hint."""
+
+    def get_server_jwks(self) -> dict:
+        return keys.jwks()
+
+    def get_algorithms(self) -> list[str]:
+        return [keys.ALGORITHM]
+
+    def end_session(self, end_session_request: Any) -> None:
+        logout_member()
+
+
+def authorization_server() -> AuthorizationServer:
+    """The current app's authorization server."""
+    return current_app.extensions["oauth_server"]
+
+
+def init_app(app: Flask) -> None:
+    """Build the app's authorization server (one per app: Authlib servers hold their grants)."""
+    # Authlib logs issued tokens at DEBUG; keep that out of every log, whatever the level.
+    logging.getLogger("authlib").setLevel(logging.INFO)
+    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"default": ACCESS_TOKEN_LIFETIME})
+    app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
+    server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    server.register_grant(CodeGrant, [S256Challenge(required=True), OpenIDCodeExtension()])
+    server.register_grant(RotatingRefreshGrant)
+    server.register_grant(MachineGrant)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    server.register_endpoint(EndSession)
+    app.extensions["oauth_server"] = server
