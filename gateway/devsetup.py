@@ -1,17 +1,21 @@
-"""`gateway run`'s development wiring: the sandbox timebank as a configured platform.
+"""`gateway run`'s development wiring: the sandbox timebank and the demo site.
 
 On embedded defaults the gateway federates with the sandbox out of the box: the platform
 "sandbox" is added once (TimeRepublik connector, the sandbox's development credentials), and
-the sandbox is told where to send its signed callbacks.
+the sandbox is told where to send its signed callbacks. The demo site is registered as a
+first-party client whose secret is renewed at every start and handed to its process.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import Flask
 from sqlalchemy import select
 
+from gateway.auth.clients import create_client
+from gateway.auth.models import OAuthClient, hash_client_secret
 from gateway.db import db
 from gateway.federation.models import Platform
 from gateway.federation.platforms import active_secrets, add_platform, add_webhook_secret
@@ -52,3 +56,34 @@ def ensure_sandbox_platform(app: Flask, sandbox_url: str) -> Platform:
             db.session.commit()
         log.info("sandbox platform ready; callbacks go to %s", callback_url)
         return platform
+
+
+DEMO_CLIENT_ID = "demo-site"
+
+
+def ensure_demo_client(app: Flask, demo_url: str) -> str | None:
+    """Register (or refresh) the demo site's client; its new secret, or None if revoked."""
+    from gateway.demo_site.app import SCOPE
+
+    with app.app_context():
+        client = db.session.scalar(
+            select(OAuthClient).where(OAuthClient.client_id == DEMO_CLIENT_ID)
+        )
+        if client is None:
+            return create_client(
+                "Demo site",
+                SCOPE,
+                redirect_uris=[f"{demo_url}/callback"],
+                post_logout_redirect_uris=[f"{demo_url}/"],
+                first_party=True,
+                client_id=DEMO_CLIENT_ID,
+            ).secret
+        if client.revoked_at is not None:
+            log.warning("the demo site's client was revoked by an operator; not starting it")
+            return None
+        secret = secrets.token_urlsafe(32)
+        client.secret_hash = hash_client_secret(secret)
+        client.redirect_uris = [f"{demo_url}/callback"]
+        client.post_logout_redirect_uris = [f"{demo_url}/"]
+        db.session.commit()
+        return secret

@@ -49,6 +49,12 @@ class Child:
 
 
 SANDBOX_PORT_OFFSET = 1
+DEMO_PORT_OFFSET = 2
+
+
+def demo_child(host: str, port: int) -> Child:
+    """The demo relying party, two ports after the gateway's."""
+    return Child("demo-site", ["demo-site", "--host", host, "--port", str(port + DEMO_PORT_OFFSET)])
 
 
 def children(host: str, port: int) -> list[Child]:
@@ -147,6 +153,13 @@ def run_all(host: str, port: int, with_sandbox: bool = True) -> int:
             except ConnectorError as exc:
                 print(f"The sandbox refused the gateway's set-up: {exc}", file=sys.stderr)
                 return 1
+        demo_url = f"http://{host}:{port + DEMO_PORT_OFFSET}"
+        from gateway.devsetup import ensure_demo_client
+
+        demo_secret = ensure_demo_client(app, demo_url)
+        if demo_secret:
+            env["DEMO_SITE_CLIENT_SECRET"] = demo_secret
+            procs.append(demo_child(host, port))
         app.extensions["db"].dispose()
         for child in procs:
             if child.process is None:
@@ -154,9 +167,14 @@ def run_all(host: str, port: int, with_sandbox: bool = True) -> int:
         if not _wait_healthy(f"{base}/healthz", procs):
             print("The gateway did not start; see the messages above.", file=sys.stderr)
             return 1
+        if demo_secret and not _wait_healthy(f"{demo_url}/healthz", procs):
+            print("The demo site did not start; see the messages above.", file=sys.stderr)
+            return 1
         print(f"\n  Gateway ready at {base}   (health: {base}/readyz, API docs: {base}/docs)")
         if sandbox:
             print(f"  Sandbox timebank at {sandbox_url}   (platform 'sandbox')")
+        if demo_secret:
+            print(f"  Demo site at {demo_url}   (sign up or log in through the gateway)")
         print("  Press Ctrl-C to stop every process.\n", flush=True)
         while True:
             for child in procs:

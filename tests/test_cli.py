@@ -125,7 +125,10 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port):
             ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
         ).stdout.split()
         assert redis_pid in map(int, children)
-        assert len(children) == 5  # embedded redis, sandbox, worker, scheduler, web
+        assert len(children) == 6  # embedded redis, sandbox, worker, scheduler, web, demo site
+        demo = requests.get(f"http://127.0.0.1:{unused_port + 2}/", timeout=2)
+        assert demo.status_code == 200
+        assert "/login" in demo.text
         # The supervisor polls health every 0.2 s before it announces the URLs.
         time.sleep(1.0)
     finally:
