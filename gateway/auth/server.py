@@ -125,6 +125,20 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             raise error
         return redirect_uri
 
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict:
+        # OIDC Core section 11: a refresh token is for clients that asked for offline_access.
+        offline = "offline_access" in parse_scopes(scope)
+        return super().generate_token(
+            user, scope, grant_type, expires_in, include_refresh_token and offline
+        )
+
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
         data = request.payload.data
         row = AuthorizationCode(
@@ -334,7 +348,12 @@ def init_app(app: Flask) -> None:
     """Build the app's authorization server (one per app: Authlib servers hold their grants)."""
     # Authlib logs issued tokens at DEBUG; keep that out of every log, whatever the level.
     logging.getLogger("authlib").setLevel(logging.INFO)
-    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"default": ACCESS_TOKEN_LIFETIME})
+    app.config.setdefault(
+        "OAUTH2_TOKEN_EXPIRES_IN",
+        dict.fromkeys(
+            ("authorization_code", "refresh_token", "client_credentials"), ACCESS_TOKEN_LIFETIME
+        ),
+    )
     app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
     server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)

@@ -49,7 +49,9 @@ def test_code_flow_issues_signed_id_token_with_nonce_and_iss(app, client):
     assert response.status_code == 200, response.json
     body = response.json
     assert body["token_type"].lower() == "bearer"
-    assert "refresh_token" in body
+    assert body["expires_in"] == 3600
+    # No offline_access, no refresh token (OIDC Core section 11).
+    assert "refresh_token" not in body
     jwks = KeySet.import_key_set(client.get("/oauth/jwks").json)
     token = jwt.decode(body["id_token"], jwks, algorithms=["RS256"])
     claims = token.claims

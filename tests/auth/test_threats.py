@@ -119,7 +119,11 @@ def test_verifier_without_challenge_is_refused(client, setup):
 
 def test_code_replay_is_refused_and_revokes_the_tokens_it_issued(client, setup):
     verifier, challenge = pkce_pair()
-    code = query(_authorize(client, setup["client_id"], challenge).headers["Location"])["code"]
+    code = query(
+        _authorize(client, setup["client_id"], challenge, scope="openid offline_access").headers[
+            "Location"
+        ]
+    )["code"]
     auth = (setup["client_id"], setup["secret"])
     first = _exchange(client, code, verifier=verifier, auth=auth)
     assert first.status_code == 200
