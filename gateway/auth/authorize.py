@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
 from gateway import csrf
@@ -23,6 +23,7 @@ from gateway.auth.scopes import parse_scopes
 from gateway.auth.server import authorization_server, issuer
 from gateway.auth.session import auth_time, current_session_member, logout_member
 from gateway.db import db
+from gateway.federation.models import Consent, Platform
 from gateway.i18n import gettext, remember_ui_locales
 from gateway.members.models import Member
 from gateway.problems import Problem
@@ -32,6 +33,7 @@ bp = Blueprint("oidc_pages", __name__)
 # The members' pages (gateway.members) take ``next`` and ``login_hint`` and come back here.
 LOGIN_PATH = "/login"
 SIGNUP_PATH = "/signup"
+TIMEBANKS_PATH = "/account/timebanks"
 
 
 def _with_iss(response: Response) -> Response:
@@ -66,6 +68,26 @@ def _to_login(path: str, drop_prompts: set[str]) -> Response:
     if request.args.get("login_hint"):
         target["login_hint"] = request.args["login_hint"]
     return redirect(f"{path}?{urlencode(target)}")
+
+
+def _offer_timebanks(member: Member) -> bool:
+    """Whether to show the timebanks step before going back to the client.
+
+    A member who has never said yes or no to any timebank is offered the choice once per
+    session: signing up through the gateway is meant to extend to the timebanks.
+    """
+    if session.get("timebanks_offered"):
+        return False
+    has_choice = db.session.scalar(
+        select(Consent.id).where(Consent.member_id == member.id).limit(1)
+    )
+    if has_choice is not None:
+        return False
+    enabled = db.session.scalar(select(Platform.id).where(Platform.enabled.is_(True)).limit(1))
+    if enabled is None:
+        return False
+    session["timebanks_offered"] = True
+    return True
 
 
 def _too_old(max_age: str) -> bool:
@@ -129,6 +151,8 @@ def authorize() -> Response:
         if "create" in prompts:
             return _to_login(SIGNUP_PATH, {"create", "login"})
         return _to_login(LOGIN_PATH, {"login"})
+    if not deciding and "none" not in prompts and _offer_timebanks(member):
+        return redirect(f"{TIMEBANKS_PATH}?{urlencode({'next': _this_request({'login'})})}")
     if deciding:
         if request.form["decision"] != "allow":
             return _grant(grant, None)

@@ -215,3 +215,29 @@ def test_refresh_rotates_and_reuse_revokes_the_family(app, client):
         auth=(client_id, secret),
     )
     assert after.json["error"] == "invalid_grant"
+
+
+def test_member_without_timebank_choice_is_offered_them_once(app, client):
+    from gateway.federation.platforms import add_platform
+
+    member, client_id, _ = _setup(app, skip_consent=True)
+    with app.app_context():
+        add_platform(
+            "tb",
+            "timerepublik",
+            "https://tb.example/api",
+            credentials={"client_id": "x", "client_secret": "y"},
+        )
+        from gateway.db import db
+
+        db.session.commit()
+    log_in(client, member)
+    _, challenge = pkce_pair()
+    first = client.get("/oauth/authorize", query_string=authorize_params(client_id, challenge))
+    location = first.headers["Location"]
+    assert location.startswith("/account/timebanks?")
+    assert query(location)["next"].startswith("/oauth/authorize?")
+    second = client.get(
+        "/oauth/authorize", query_string=authorize_params(client_id, challenge, nonce="other")
+    )
+    assert "code" in query(second.headers["Location"])
