@@ -203,12 +203,14 @@ def _register_domain_commands() -> None:
     from gateway.auth.cli import clients_group, keys_group
     from gateway.demo_site.cli import demo_site_command
     from gateway.federation.cli import platforms_group
+    from gateway.members.cli import members_group
     from gateway.sync.cli import outbox_group, reconcile_command
 
     main.add_command(platforms_group)
     main.add_command(clients_group)
     main.add_command(keys_group)
     main.add_command(demo_site_command)
+    main.add_command(members_group)
 
     main.add_command(reconcile_command)
     main.add_command(outbox_group)

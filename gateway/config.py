@@ -173,6 +173,13 @@ def load_settings(
         ),
         "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
         "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": _int(environ, "LOGIN_RATE_LIMIT_PER_ACCOUNT", 5, minimum=1),
+        "LOGIN_RATE_LIMIT_PER_IP": _int(environ, "LOGIN_RATE_LIMIT_PER_IP", 30, minimum=1),
+        "LOGIN_RATE_LIMIT_WINDOW_SECONDS": _int(
+            environ, "LOGIN_RATE_LIMIT_WINDOW_SECONDS", 900, minimum=1
+        ),
+        "MAIL_URL": environ.get("MAIL_URL") or None,
+        "MAIL_FROM": environ.get("MAIL_FROM", "Milano Sei l'Altro <noreply@localhost>"),
     }
     overrides.pop("DATABASE_URL", None)  # already read, normalized, from environ
     settings.update(overrides)

@@ -88,7 +88,9 @@ def _wants_page() -> bool:
 
 
 def _render_page(problem: Problem) -> Response:
-    italian = (request.accept_languages.best_match(["it", "en"]) or "it") == "it"
+    from gateway.i18n import current_locale
+
+    italian = current_locale() == "it"
     body = render_template_string(
         _PAGE,
         lang="it" if italian else "en",
@@ -96,7 +98,10 @@ def _render_page(problem: Problem) -> Response:
         detail=problem.detail or "",
         home="Torna alla pagina iniziale" if italian else "Back to the home page",
     )
-    return current_app.response_class(body, status=problem.status, mimetype="text/html")
+    response = current_app.response_class(body, status=problem.status, mimetype="text/html")
+    for name, value in problem.headers.items():
+        response.headers[name] = value
+    return response
 
 
 def _rollback() -> None:

@@ -1,0 +1,66 @@
+"""`gateway members ...`: create members (operators, tests) and list them."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from gateway.cli import fail, with_app
+from gateway.db import db
+from gateway.i18n import gettext
+from gateway.members import accounts
+from gateway.members.models import Member
+
+
+@click.group("members")
+def members_group() -> None:
+    """Members of the gateway."""
+
+
+@members_group.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
+@click.option("--admin", is_flag=True, help="An operator: may use the admin page and API.")
+@click.option("--locale", type=click.Choice(["it", "en"]), default="it", show_default=True)
+@click.option("--verified", is_flag=True, help="Mark the address as confirmed.")
+@with_app(needs_redis=False)
+def members_create(
+    app: Flask,
+    email: str,
+    display_name: str,
+    password_stdin: bool,
+    admin: bool,
+    locale: str,
+    verified: bool,
+) -> None:
+    """Create an active member; the password comes from stdin, never the command line."""
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        member = accounts.create_member(
+            email, display_name, password, locale=locale, is_admin=admin
+        )
+    except accounts.MemberError as error:
+        db.session.rollback()
+        fail(gettext(error.key, locale="en"))
+    if verified:
+        accounts.mark_verified(member)
+    db.session.commit()
+    role = "operator" if admin else "member"
+    click.echo(f"Created {role} {member.id}.")
+
+
+@members_group.command("list")
+@click.option("--admins", is_flag=True, help="Only operators.")
+@with_app(needs_redis=False)
+def members_list(app: Flask, admins: bool) -> None:
+    """Members, newest first."""
+    query = select(Member).order_by(Member.created_at.desc())
+    if admins:
+        query = query.where(Member.is_admin.is_(True))
+    for member in db.session.scalars(query):
+        role = "admin" if member.is_admin else "member"
+        click.echo(f"{member.id}\t{member.status}\t{role}\t{member.email}\t{member.display_name}")

@@ -1,0 +1,154 @@
+"""The "connected timebanks" page: consent per platform, and linking an existing account."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from flask import Response, abort, current_app, flash, redirect, request, session, url_for
+from sqlalchemy import select
+
+from connectors.errors import ConnectorError
+from gateway.auth.session import current_session_member
+from gateway.db import db
+from gateway.federation import consent, linking
+from gateway.federation.models import Platform
+from gateway.i18n import gettext
+from gateway.members.blueprint import bp, login_required, page, safe_next
+from gateway.members.models import Member
+
+log = logging.getLogger(__name__)
+
+
+def _member() -> Member:
+    member = current_session_member()
+    assert member is not None  # noqa: S101 - login_required
+    return member
+
+
+def _platform(name: str) -> Platform:
+    platform = db.session.scalar(select(Platform).where(Platform.name == name))
+    if platform is None or not platform.enabled:
+        abort(404)
+    return platform
+
+
+def _callback_url(platform: Platform) -> str:
+    base = current_app.config["GATEWAY_BASE_URL"]
+    return f"{base}{url_for('members.link_callback', name=platform.name)}"
+
+
+def _back() -> Response:
+    next_url = safe_next(request.values.get("next"))
+    target = url_for("members.timebanks")
+    return redirect(f"{target}?{urlencode({'next': next_url})}" if next_url else target)
+
+
+@bp.get("/account/timebanks")
+@login_required
+def timebanks() -> Response:
+    """Every enabled timebank, what it would receive, and the member's state there."""
+    member = _member()
+    platforms = db.session.scalars(
+        select(Platform).where(Platform.enabled.is_(True)).order_by(Platform.name)
+    ).all()
+    rows = []
+    for platform in platforms:
+        link = consent.link_for(member, platform)
+        rows.append(
+            {
+                "platform": platform,
+                "consent": consent.active_consent(member, platform),
+                "state": link.state if link else None,
+                "linked_via": link.linked_via if link else None,
+                "can_link": linking.supports_linking(platform),
+            }
+        )
+    return page(
+        "timebanks.html",
+        member=member,
+        rows=rows,
+        fields=consent.SHARED_FIELDS,
+        text_version=consent.CONSENT_TEXT_VERSION,
+        next=safe_next(request.args.get("next")),
+    )
+
+
+@bp.post("/account/timebanks/<name>/connect")
+@login_required
+def connect(name: str) -> Response:
+    """Consent, and ask the sync engine to register the member there."""
+    member, platform = _member(), _platform(name)
+    consent.grant(member, platform)
+    db.session.commit()
+    flash(gettext("timebanks.connected", platform=platform.display_name or platform.name))
+    return _back()
+
+
+@bp.post("/account/timebanks/<name>/disconnect")
+@login_required
+def disconnect(name: str) -> Response:
+    """Withdraw consent, and ask the sync engine to erase the member there."""
+    member, platform = _member(), _platform(name)
+    consent.withdraw(member, platform)
+    db.session.commit()
+    flash(gettext("timebanks.disconnected", platform=platform.display_name or platform.name))
+    return _back()
+
+
+@bp.post("/account/timebanks/<name>/link")
+@login_required
+def link(name: str) -> Response:
+    """Send the member to the platform to authorize linking their existing account."""
+    platform = _platform(name)
+    try:
+        start = linking.start(platform, _callback_url(platform))
+    except linking.LinkingError as error:
+        flash(gettext(error.key))
+        return _back()
+    session["link"] = {
+        "platform": platform.name,
+        "state": start.state,
+        "verifier": start.verifier,
+        "next": safe_next(request.values.get("next")),
+    }
+    return redirect(start.url)
+
+
+@bp.get("/account/timebanks/<name>/link/callback")
+@login_required
+def link_callback(name: str) -> Response:
+    """The platform sent the member back: exchange the code and store the link."""
+    member, platform = _member(), _platform(name)
+    pending = session.pop("link", None) or {}
+    next_url = pending.get("next")
+    target = url_for("members.timebanks")
+    if next_url:
+        target += "?" + urlencode({"next": next_url})
+    if pending.get("platform") != platform.name:
+        flash(gettext("timebanks.error.state"))
+        return redirect(target)
+    if "error" in request.args:
+        flash(gettext("timebanks.error.refused"))
+        return redirect(target)
+    try:
+        linking.finish(
+            member,
+            platform,
+            code=request.args.get("code", ""),
+            state=request.args.get("state", ""),
+            expected_state=pending.get("state", ""),
+            verifier=pending.get("verifier", ""),
+            redirect_uri=_callback_url(platform),
+        )
+    except linking.LinkingError as error:
+        db.session.rollback()
+        flash(gettext(error.key))
+        return redirect(target)
+    except ConnectorError as error:
+        db.session.rollback()
+        log.warning("linking on %s failed: %s", platform.name, type(error).__name__)
+        flash(gettext("timebanks.error.platform"))
+        return redirect(target)
+    flash(gettext("timebanks.linked", platform=platform.display_name or platform.name))
+    return redirect(target)

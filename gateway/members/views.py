@@ -1,0 +1,194 @@
+"""Signup, login, logout, email verification, password reset and the account page.
+
+Messages never say whether an address has an account: signup and "forgot password" answer
+the same page either way (the mail says the rest), and a failed login is one sentence for
+any reason, after a password check that costs the same with or without an account.
+"""
+
+from __future__ import annotations
+
+from flask import Response, current_app, redirect, request
+
+from gateway.auth.session import current_session_member, login_member, logout_member
+from gateway.db import db
+from gateway.i18n import remember_ui_locales
+from gateway.members import accounts
+from gateway.members.blueprint import (
+    bp,
+    limit,
+    load_form,
+    login_required,
+    page,
+    safe_next,
+)
+from gateway.members.mail import queue_member_mail
+from gateway.members.passwords import hash_password, password_problem, verify_password
+from gateway.members.tokens import member_for_reset, member_for_verification
+from gateway.ratelimit import reset as reset_limit
+from schemas.members import SKILLS, EmailForm, LoginForm, NewPasswordForm, SignupForm
+
+
+def _limits() -> tuple[int, int, int]:
+    config = current_app.config
+    return (
+        config["LOGIN_RATE_LIMIT_PER_ACCOUNT"],
+        config["LOGIN_RATE_LIMIT_PER_IP"],
+        config["LOGIN_RATE_LIMIT_WINDOW_SECONDS"],
+    )
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup() -> Response:
+    """Create an account; the address is confirmed by a link sent to it."""
+    remember_ui_locales(request.values.get("ui_locales"))
+    next_url = safe_next(request.values.get("next"))
+    values = {"email": request.args.get("login_hint", ""), "locale": None, "skills": []}
+    if request.method == "GET":
+        return page("signup.html", values=values, errors={}, skills=SKILLS, next=next_url)
+    data, errors = load_form(SignupForm(), request.form, lists=("skills",))
+    weak = password_problem(str(data.get("password") or ""), str(data.get("email") or ""))
+    if weak and "password" not in errors:
+        errors["password"] = weak
+    if errors:
+        return page("signup.html", 422, values=data, errors=errors, skills=SKILLS, next=next_url)
+    existing = accounts.find_by_email(data["email"])
+    if existing is not None:
+        # Same work, same page: only the owner of the address learns it was already in use.
+        hash_password(data["password"])
+        queue_member_mail(existing.id, "already_registered")
+        return page("signup_sent.html", email=existing.email)
+    try:
+        member = accounts.create_member(
+            data["email"],
+            data["display_name"],
+            data["password"],
+            locale=data["locale"],
+            skills=data["skills"],
+            municipio=data["municipio"],
+        )
+    except accounts.MemberError as error:
+        db.session.rollback()
+        return page(
+            "signup.html",
+            422,
+            values=data,
+            errors={error.field: error.key},
+            skills=SKILLS,
+            next=next_url,
+        )
+    db.session.commit()
+    queue_member_mail(member.id, "verify", next_url)
+    return page("signup_sent.html", email=member.email)
+
+
+@bp.get("/verify-email")
+def verify_email() -> Response:
+    """The link from the verification mail: confirm the address, log in the first time."""
+    found = member_for_verification(request.args.get("token", ""))
+    if found is None:
+        return page("verify_failed.html", 400)
+    member, next_url = found
+    first_time = member.email_verified_at is None
+    accounts.mark_verified(member)
+    db.session.commit()
+    if first_time:
+        # The link is single-use as a login: it proves the mailbox, once.
+        login_member(member)
+        return redirect(safe_next(next_url) or "/account/timebanks")
+    return page("verified.html")
+
+
+@bp.post("/verify-email/resend")
+@login_required
+def resend_verification() -> Response:
+    """Send the verification link again."""
+    member = current_session_member()
+    assert member is not None  # noqa: S101 - login_required
+    if member.email_verified_at is None:
+        queue_member_mail(member.id, "verify")
+    return page("signup_sent.html", email=member.email)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response:
+    """Email and password; rate-limited per account and per address."""
+    remember_ui_locales(request.values.get("ui_locales"))
+    next_url = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        values = {"email": request.args.get("login_hint", "")}
+        return page("login.html", values=values, error=None, next=next_url)
+    data, errors = load_form(LoginForm(), request.form)
+    if errors:
+        return page("login.html", 422, values=data, error="members.login.failed", next=next_url)
+    per_account, per_ip, window = _limits()
+    email = accounts.normalize_email(data["email"])
+    limit("login-ip", request.remote_addr or "unknown", per_ip, window)
+    limit("login-account", email, per_account, window)
+    member = accounts.find_by_email(email)
+    valid = verify_password(member.password_hash if member else None, data["password"])
+    if member is None or not valid or not member.is_active:
+        return page(
+            "login.html", 401, values={"email": email}, error="members.login.failed", next=next_url
+        )
+    reset_limit("login-account", email)
+    login_member(member)
+    return redirect(next_url or "/account")
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response:
+    """GET asks (a link must not log anyone out); POST, with its CSRF token, does it."""
+    if request.method == "GET":
+        return page("logout.html", next=safe_next(request.args.get("next")))
+    logout_member()
+    return redirect(safe_next(request.values.get("next")) or "/login")
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password() -> Response:
+    """Ask for a reset link; the answer is the same whether or not the address has an account."""
+    if request.method == "GET":
+        return page("forgot.html", values={}, errors={})
+    data, errors = load_form(EmailForm(), request.form)
+    if errors:
+        return page("forgot.html", 422, values=data, errors=errors)
+    per_account, per_ip, window = _limits()
+    email = accounts.normalize_email(data["email"])
+    limit("reset-ip", request.remote_addr or "unknown", per_ip, window)
+    limit("reset-account", email, per_account, window)
+    member = accounts.find_by_email(email)
+    if member is not None and member.is_active:
+        queue_member_mail(member.id, "reset")
+    return page("forgot_sent.html", email=email)
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def reset_password() -> Response:
+    """Set a new password from a reset link; every other session ends."""
+    token = request.values.get("token", "")
+    member = member_for_reset(token)
+    if member is None:
+        return page("reset_failed.html", 400)
+    if request.method == "GET":
+        return page("reset.html", token=token, errors={})
+    data, errors = load_form(NewPasswordForm(), request.form)
+    if not errors and data["password"] != data["confirm"]:
+        errors = {"confirm": "members.error.confirm"}
+    if not errors:
+        try:
+            accounts.set_password(member, data["password"])
+        except accounts.MemberError as error:
+            errors = {error.field: error.key}
+    if errors:
+        return page("reset.html", 422, token=token, errors=errors)
+    accounts.mark_verified(member)  # the link came to their mailbox
+    db.session.commit()
+    login_member(member)
+    return redirect("/account")
+
+
+@bp.get("/account")
+@login_required
+def account() -> Response:
+    """The member's profile and where to go from here."""
+    return page("account.html", member=current_session_member())
