@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, each printing ratios against its own baseline."""
 
-from bench import bench_api, bench_reconcile, bench_sync
+from bench import bench_api, bench_reconcile, bench_signon, bench_sync
 
 bench_api.run(seconds=5, threads=8)
+bench_signon.run(seconds=5, threads=8)
 bench_sync.run(workers=4, transfers=400, latency_ms=20)
 bench_reconcile.run(wallets=100_000, transfers=1_000_000)
