@@ -59,6 +59,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(members_bp)
     app.extensions["page_blueprints"].add(members_bp.name)
 
+    from gateway.admin.api import bp as admin_api_bp
+    from gateway.admin.views import bp as admin_pages_bp
+
+    app.register_blueprint(admin_api_bp)
+    app.register_blueprint(admin_pages_bp)
+    app.extensions["page_blueprints"].add(admin_pages_bp.name)
+
     from gateway.callbacks.views import bp as callbacks_bp
 
     app.register_blueprint(callbacks_bp)

@@ -1,5 +1,6 @@
 """Every model module, imported so that ``Base.metadata`` knows all tables (Alembic reads it)."""
 
+from gateway.admin import models as admin_models
 from gateway.api import models as api_models
 from gateway.auth import models as auth_models
 from gateway.callbacks import models as callback_models
@@ -11,6 +12,7 @@ from gateway.sync import models as sync_models
 
 # Each domain adds its model module here when it gains tables.
 MODEL_MODULES = (
+    admin_models,
     api_models,
     auth_models,
     callback_models,
