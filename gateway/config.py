@@ -38,6 +38,13 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     return value
 
 
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = environ.get(name) or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}.")
+    return raw
+
+
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -178,6 +185,10 @@ def load_settings(
         "LOGIN_RATE_LIMIT_WINDOW_SECONDS": _int(
             environ, "LOGIN_RATE_LIMIT_WINDOW_SECONDS", 900, minimum=1
         ),
+        "LOG_FORMAT": _choice(
+            environ, "LOG_FORMAT", ("json", "text"), "json" if env == "production" else "text"
+        ),
+        "METRICS_TOKEN": environ.get("METRICS_TOKEN") or None,
         "MAIL_URL": environ.get("MAIL_URL") or None,
         "MAIL_FROM": environ.get("MAIL_FROM", "Milano Sei l'Altro <noreply@localhost>"),
     }

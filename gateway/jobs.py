@@ -12,7 +12,10 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker, Worker, get_current_job
+
+from gateway.observability.logs import request_id_var
+from gateway.observability.metrics import observe_job
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,17 +47,37 @@ def _job_app() -> Flask:
 
 
 def task(func: Callable[P, R]) -> Callable[P, R]:
-    """Run ``func`` inside the gateway's application context, its session closed after."""
+    """Run ``func`` inside the gateway's application context, its session closed after.
+
+    When run by a worker, the job's log lines carry the request id of the request that
+    queued it, and its outcome is counted for ``/metrics``.
+    """
 
     @functools.wraps(func)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        app = _job_app()
-        if has_app_context():
-            return func(*args, **kwargs)
-        with app.app_context():
-            return func(*args, **kwargs)
+        job = get_current_job()
+        if job is None:
+            return _call(func, *args, **kwargs)
+        token = request_id_var.set(job.meta.get("request_id") or f"job-{job.id[:12]}")
+        try:
+            result = _call(func, *args, **kwargs)
+        except BaseException:
+            observe_job(func.__qualname__, "failed")
+            raise
+        finally:
+            request_id_var.reset(token)
+        observe_job(func.__qualname__, "succeeded")
+        return result
 
     return run
+
+
+def _call(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    app = _job_app()
+    if has_app_context():
+        return func(*args, **kwargs)
+    with app.app_context():
+        return func(*args, **kwargs)
 
 
 def make_worker(app: Flask, name: str | None = None, fork: bool = True) -> Worker:

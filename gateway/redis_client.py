@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import redis
 from flask import Flask, current_app
 from rq import Queue
+from rq.job import Job
 
 from gateway import embedded_redis
 
@@ -25,6 +27,18 @@ def resolve_redis_url(config: dict) -> str:
     return embedded_redis.start(data_dir).url
 
 
+class GatewayQueue(Queue):
+    """RQ's queue, stamping each job with the request id of whoever queued it."""
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Job:
+        from gateway.observability.logs import request_id_var
+
+        request_id = request_id_var.get()
+        if request_id:
+            kwargs["meta"] = {"request_id": request_id, **(kwargs.get("meta") or {})}
+        return super().create_job(*args, **kwargs)
+
+
 def init_app(app: Flask) -> None:
     """Attach a Redis client and the gateway's RQ queue to ``app``."""
     url = resolve_redis_url(app.config)
@@ -32,7 +46,7 @@ def init_app(app: Flask) -> None:
     # RQ stores pickled payloads; decode_responses must stay off for it.
     connection = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
     app.extensions["redis"] = connection
-    app.extensions["queue"] = Queue(app.config["QUEUE_NAME"], connection=connection)
+    app.extensions["queue"] = GatewayQueue(app.config["QUEUE_NAME"], connection=connection)
 
 
 def get_redis() -> redis.Redis:

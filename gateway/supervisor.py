@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,12 @@ def run_all(host: str, port: int, with_sandbox: bool = True) -> int:
         env["REDIS_URL"] = owned_redis.url
     base = f"http://{host}:{port}"
     env.setdefault("GATEWAY_BASE_URL", base)
+    # Web and worker processes share their metric counts through files (prometheus_client's
+    # multiprocess mode); a new run starts from empty files.
+    metrics_dir = Path(settings["GATEWAY_DATA_DIR"]) / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     sandbox = sandbox_child(host, port, settings["GATEWAY_DATA_DIR"]) if with_sandbox else None
     procs = ([sandbox] if sandbox else []) + children(host, port)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask
@@ -22,6 +23,14 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc] - gunicorn ships no type
         return self.application
 
 
+def _child_exit(_server: Any, worker: Any) -> None:
+    # A gone worker's metric files are folded into the totals (multiprocess mode).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def serve(app: Flask, host: str, port: int) -> None:
     """Run gunicorn with ``WEB_CONCURRENCY`` worker processes."""
     # The master must hold no pooled connections when it forks the workers.
@@ -34,6 +43,9 @@ def serve(app: Flask, host: str, port: int) -> None:
             "worker_class": "gthread",
             "threads": 4,
             "accesslog": "-",
+            # No query strings in access logs: they can carry authorization codes.
+            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
             "timeout": 30,
+            "child_exit": _child_exit,
         },
     ).run()
