@@ -116,6 +116,13 @@ class Database:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's pool and sessions without touching them."""
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+        if self._session is not None:
+            self._session.registry.clear()
+
     def dispose(self) -> None:
         """Close pooled connections (after fork, or at shutdown)."""
         if self._engine is not None:

@@ -32,17 +32,21 @@ def bind_process_app(app: Flask) -> None:
 
 
 def _job_app() -> Flask:
+    global _process_pid
     if has_app_context():
-        return current_app._get_current_object()  # type: ignore[attr-defined]
-    app = _process_app
-    if app is None:
-        from gateway import create_app
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    else:
+        app = _process_app
+        if app is None:
+            from gateway import create_app
 
-        app = create_app()
-        bind_process_app(app)
-    if os.getpid() != _process_pid:
-        # A forked work horse must not share pooled connections with its parent.
-        app.extensions["db"].engine.dispose(close=False)
+            app = create_app()
+            bind_process_app(app)
+    if _process_pid is not None and os.getpid() != _process_pid:
+        # A forked work horse inherits its parent's pool and session (even its app context):
+        # it must open its own connections, never use the parent's sockets.
+        app.extensions["db"].forget_after_fork()
+        _process_pid = os.getpid()
     return app
 
 
