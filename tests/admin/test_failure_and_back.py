@@ -4,6 +4,7 @@ through the admin API, the admin page in Chromium, and /metrics."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 import requests
@@ -16,6 +17,7 @@ from gateway.jobs import make_worker
 from gateway.members.models import Member
 from gateway.sandbox import SandboxServer, create_sandbox_app
 from gateway.sync.models import OutboxItem
+from tests.auth.oidc_helpers import log_in
 from tests.factories import bearer_headers, create_member
 from tests.live import LiveServer
 
@@ -56,9 +58,19 @@ def _status(client, headers) -> dict:
     return row
 
 
-def test_failure_and_back_through_the_api(failing_world, sandbox):
+def _page_status(app) -> str:
+    with app.app_context():
+        operator = create_member(email=f"op-{uuid.uuid4().hex[:6]}@example.org", is_admin=True)
+    browser = app.test_client()
+    log_in(browser, operator)
+    html = browser.get("/admin").get_data(as_text=True)
+    return re.search(r'data-platform="sandbox" data-status="([a-z_]+)"', html).group(1)
+
+
+def test_failure_and_back_through_the_api_and_the_page(failing_world, sandbox):
     app, headers = failing_world
     client = app.test_client()
+    assert _page_status(app) == "failing"
     failing = _status(client, headers)
     assert failing["status"] == "failing"
     assert failing["outbox"]["dead"] == 1
@@ -71,6 +83,7 @@ def test_failure_and_back_through_the_api(failing_world, sandbox):
     run_jobs(app)
     back = _status(client, headers)
     assert back["status"] == "ok"
+    assert _page_status(app) == "ok"
     assert back["outbox"]["dead"] == 0
     assert back["outbox"]["succeeded"] == 1
     assert client.get(f"/admin/api/outbox/{dead['id']}", headers=headers).json["state"] == (
