@@ -263,3 +263,20 @@ def test_clients_cli_refuses_bad_input(app, app_config):
         assert result.exit_code == 2, (args, result.output)
         assert result.output.startswith("Error: "), result.output
     assert _cli(app_config, "clients", "revoke", "nope").exit_code == 2
+
+
+def test_housekeeping_prunes_spent_codes_and_dead_tokens(app, client):
+    import time
+
+    from gateway.auth.housekeeping import prune_sign_on
+    from gateway.auth.models import AuthorizationCode, OAuthToken
+
+    _tokens(app, client)
+    with app.app_context():
+        assert prune_sign_on() == {"codes": 0, "tokens": 0, "keys": 0}
+        later = time.time() + 40 * 24 * 3600
+        assert prune_sign_on(now=later) == {"codes": 1, "tokens": 1, "keys": 0}
+        from gateway.db import db
+
+        assert db.session.query(AuthorizationCode).count() == 0
+        assert db.session.query(OAuthToken).count() == 0
