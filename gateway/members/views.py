@@ -187,6 +187,12 @@ def reset_password() -> Response:
     return redirect("/account")
 
 
+@bp.get("/")
+def home() -> Response:
+    """Where a person who opens the gateway's address lands."""
+    return page("home.html", member=current_session_member())
+
+
 @bp.get("/account")
 @login_required
 def account() -> Response:

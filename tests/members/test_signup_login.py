@@ -207,3 +207,15 @@ def test_login_is_rate_limited_per_account_and_per_ip(make_app):
         "/login", data={"email": "zoe@example.org", "password": PASSWORD, "csrf_token": token}
     )
     assert other.status_code == 429
+
+
+def test_home_page_points_people_somewhere(app, client):
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'href="/signup"' in html
+    assert 'href="/docs"' in html
+    with app.app_context():
+        operator = create_member(email="boss@example.org", is_admin=True, locale="en")
+    from tests.auth.oidc_helpers import log_in
+
+    log_in(client, operator)
+    assert 'href="/admin"' in client.get("/").get_data(as_text=True)
