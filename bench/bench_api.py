@@ -5,8 +5,9 @@ ratios say what the gateway's work costs (targets: callbacks >= 0.5x, transactio
 
     python -m bench.bench_api [--seconds 5] [--threads 8]
 
-BENCH_DATABASE_URL selects the database (default: a SQLite file); REDIS_URL a Redis (default:
-an embedded one). Only loopback is used.
+BENCH_DATABASE_URL selects the database (default: a SQLite file; for PostgreSQL, any database
+URL of the server: the run creates a database of its own there and drops it after); REDIS_URL a
+Redis (default: an embedded one). Only loopback is used.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import gunicorn_server, measure, report
+from bench.harness import gunicorn_server, measure, report, scratch_database
 from gateway import create_app, embedded_redis
 from gateway.auth.models import OAuthClient
 from gateway.auth.tokens import issue_token
 from gateway.callbacks.signature import sign
-from gateway.db import db
+from gateway.db import db, make_engine
 from gateway.federation.models import PlatformLink
 from gateway.federation.platforms import add_platform
 from gateway.members.models import Member
@@ -104,24 +105,43 @@ def _event(n: int) -> tuple[bytes, dict]:
     }
 
 
+class _Failures:
+    """The first failed request's answer, so that a failed run says why."""
+
+    def __init__(self) -> None:
+        self.first: str | None = None
+
+    def keep(self, text: str) -> RuntimeError:
+        if self.first is None:
+            self.first = text[:300]
+        return RuntimeError(text)
+
+
 def run(seconds: float, threads: int) -> dict[str, float]:
     """Measure and print; return the ratios."""
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-api-") as tmp,
+        scratch_database(os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/gw.db") as url,
+    ):
         own_redis = None
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
             own_redis = embedded_redis.start(Path(tmp) / "r")
             redis_url = own_redis.url
+        failures = _Failures()
         env = {
-            "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/gw.db",
+            "DATABASE_URL": url,
             "REDIS_URL": redis_url,
             "GATEWAY_DATA_DIR": tmp,
             "SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789",
             "GATEWAY_QUEUE": "bench-api",
             "LOG_LEVEL": "WARNING",
         }
+        # Migrated before the app exists: building an app may already read tables.
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
         app = create_app({**env, "QUEUE_NAME": "bench-api"})
-        upgrade(app.extensions["db"].engine)
         token, (alice, bob) = _seed(app)
         app.extensions["db"].dispose()
         session = requests.Session()
@@ -139,7 +159,7 @@ def run(seconds: float, threads: int) -> dict[str, float]:
                         f"{base}/callbacks/bench", data=body, headers=headers, timeout=10
                     )
                     if r.status_code != 202:
-                        raise RuntimeError(r.text)
+                        raise failures.keep(f"callback {r.status_code}: {r.text}")
 
                 def transaction(i: int) -> None:
                     payer, payee = (alice, bob) if i % 2 else (bob, alice)
@@ -159,7 +179,7 @@ def run(seconds: float, threads: int) -> dict[str, float]:
                         timeout=10,
                     )
                     if r.status_code != 201:
-                        raise RuntimeError(r.text)
+                        raise failures.keep(f"transaction {r.status_code}: {r.text}")
 
                 measure(bare, 1.0, threads)  # warm up every worker
                 baseline = measure(bare, seconds, threads)
@@ -178,7 +198,7 @@ def run(seconds: float, threads: int) -> dict[str, float]:
         baseline,
     )
     if callbacks.errors or transactions.errors or baseline.errors:
-        raise SystemExit("some requests failed")
+        raise SystemExit(f"some requests failed; the first: {failures.first}")
     return {
         "callbacks": callbacks.per_second / baseline.per_second,
         "transactions": transactions.per_second / baseline.per_second,

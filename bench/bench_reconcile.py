@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bench.harness import scratch_database
 from gateway import create_app
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform
@@ -195,8 +196,12 @@ def build(wallets: int, transfers: int) -> tuple[str, str]:
 
 def run(wallets: int, transfers: int) -> float:
     """Build, measure and print; return reconcile / baseline."""
-    with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
-        url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{Path(tmp) / 'gw.db'}"
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp,
+        scratch_database(
+            os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{Path(tmp) / 'gw.db'}"
+        ) as url,
+    ):
         app = create_app(
             {
                 "DATABASE_URL": url,

@@ -7,7 +7,8 @@
 
     python -m bench.bench_signon [--seconds 5] [--threads 8]
 
-BENCH_DATABASE_URL selects the database (default: a SQLite file); REDIS_URL a Redis (default:
+BENCH_DATABASE_URL selects the database server (default: a SQLite file; on PostgreSQL the run
+uses a scratch database it drops after); REDIS_URL a Redis (default:
 an embedded one). Only loopback is used.
 """
 
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from werkzeug.security import generate_password_hash
 
-from bench.harness import gunicorn_server, measure, report
+from bench.harness import gunicorn_server, measure, report, scratch_database
 from gateway import create_app, embedded_redis
 from gateway.auth.clients import create_client
 from gateway.db import db
@@ -64,14 +65,17 @@ def _pkce() -> tuple[str, str]:
 
 def run(seconds: float, threads: int) -> dict[str, float]:
     """Measure and print; return the ratios."""
-    with tempfile.TemporaryDirectory(prefix="bench-signon-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-signon-") as tmp,
+        scratch_database(os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/gw.db") as url,
+    ):
         own_redis = None
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
             own_redis = embedded_redis.start(Path(tmp) / "r")
             redis_url = own_redis.url
         env = {
-            "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/gw.db",
+            "DATABASE_URL": url,
             "REDIS_URL": redis_url,
             "GATEWAY_DATA_DIR": tmp,
             "SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789",

@@ -12,12 +12,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 LOOPBACK = "127.0.0.1"
 
@@ -123,3 +126,26 @@ def report(title: str, rows: list[tuple[str, Rate]], baseline: Rate) -> None:
         ratio = rate.per_second / baseline.per_second if baseline.per_second else 0.0
         errors = f"  ({rate.errors} errors)" if rate.errors else ""
         print(f"  {name:<40} {rate.per_second:10.1f} ops/s   {ratio:.2f}x{errors}")
+
+
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A fresh, empty database for one run: on PostgreSQL one created beside ``url`` (on the
+    same server) and dropped after; a SQLite URL is used as it is."""
+    from gateway.config import normalize_database_url
+
+    url = normalize_database_url(url)
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    server = make_url(url)
+    name = f"gw_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,37 +1,39 @@
 """``Idempotency-Key`` on every API POST: one key, one effect, the first response replayed.
 
-The key's row is inserted and committed before the view runs, so a concurrent request with the
-same key finds it: while the first is running, 409 ``idempotency_in_progress`` with Retry-After;
-once it is done, the same request gets the stored response again (``Idempotent-Replayed: true``)
-and another request under the same key gets 422 ``idempotency_mismatch``.
+A known key is answered from its row: the same request gets the stored response again
+(``Idempotent-Replayed: true``), another request under the same key gets 422
+``idempotency_mismatch``. A new key's row is inserted with the response, in the view's own
+transaction, just before the commit: the posting and its stored response commit together (never
+one without the other), and the database's unique (client, key) decides between concurrent
+requests with one key. The loser's insert fails (on PostgreSQL it waits for the winner's commit
+first), its transaction, posting included, rolls back, and it answers with the winner's stored
+response. So at most one of them ever posts, with one commit per request.
 
-The view's changes and the stored response commit together, in one transaction, so a posting is
-never committed without its response (nor the reverse). Views under ``@idempotent`` do not
-commit. Client errors (4xx) are stored and replayed like successes; a server error (5xx) rolls
-back and releases the key, so the client may retry with it.
+Views under ``@idempotent`` do not commit. Client errors (4xx) are stored and replayed like
+successes; a server error (5xx) rolls back and stores nothing, so the client may retry with the
+key. A row still without a response (written by versions that stored the key first) answers 409
+``idempotency_in_progress`` with Retry-After.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Response, current_app, make_response, request
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, Row, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.api.errors import problem_for
 from gateway.api.models import IdempotencyKey
 from gateway.auth.resource import current_token
 from gateway.db import db, utcnow
+from gateway.members.models import new_id
 from gateway.problems import Problem, problem_response
-
-log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +43,12 @@ KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 # Headers that belong to the response itself and are replayed with it.
 STORED_HEADERS = ("Content-Type", "Location", "Link", "Retry-After", "Allow")
+
+_KEYS = IdempotencyKey.__table__
+_FIND = select(_KEYS).where(
+    _KEYS.c.client_id == bindparam("client_id"), _KEYS.c.key == bindparam("key")
+)
+_INSERT = insert(_KEYS)
 
 
 def fingerprint(method: str, path: str, principal: str, body: bytes) -> str:
@@ -79,50 +87,28 @@ def _key_from_request() -> str:
     return key
 
 
-def _find(client_id: str, key: str) -> IdempotencyKey | None:
-    return db.session.scalar(
-        select(IdempotencyKey)
-        .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
-        .execution_options(populate_existing=True)
-    )
+def _find(client_id: str, key: str) -> Row[Any] | None:
+    """The key's row, read fresh (a plain row: it is only read, on every POST)."""
+    return db.session.execute(_FIND, {"client_id": client_id, "key": key}).first()
 
 
-def _claim(client_id: str, key: str, print_: str) -> IdempotencyKey | str:
-    """Insert and commit the key row: its id when claimed, else the live row already there."""
-    for _attempt in range(3):
-        row = IdempotencyKey(
-            client_id=client_id,
-            key=key,
-            fingerprint=print_,
-            method=request.method,
-            path=request.path[:500],
-        )
-        db.session.add(row)
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
-        else:
-            return row.id
-        existing = _find(client_id, key)
-        if existing is None:
-            continue  # released (a 5xx) or purged between our insert and our read
-        if existing.created_at > utcnow() - KEY_LIFETIME:
-            return existing
-        # Expired but not purged yet: it names nothing any more.
-        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
-        db.session.commit()
-    raise Problem(
+def _expired(row: Row[Any]) -> bool:
+    """An expired row names nothing any more (it waits for ``purge_expired_keys``)."""
+    return row.created_at <= utcnow() - KEY_LIFETIME
+
+
+def _in_progress() -> Problem:
+    return Problem(
         409,
-        "Another request with this Idempotency-Key is being processed; retry shortly.",
-        title="Idempotency key in use",
+        "The first request with this Idempotency-Key is still being processed; retry shortly.",
+        title="Request in progress",
         type="idempotency_in_progress",
         code="idempotency_in_progress",
         headers={"Retry-After": "1"},
     )
 
 
-def _answer_existing(existing: IdempotencyKey, print_: str) -> Response:
+def _answer_existing(existing: Row[Any], print_: str) -> Response:
     if existing.fingerprint != print_:
         raise Problem(
             422,
@@ -132,14 +118,7 @@ def _answer_existing(existing: IdempotencyKey, print_: str) -> Response:
             code="idempotency_mismatch",
         )
     if existing.completed_at is None or existing.response_status is None:
-        raise Problem(
-            409,
-            "The first request with this Idempotency-Key is still being processed; retry shortly.",
-            title="Request in progress",
-            type="idempotency_in_progress",
-            code="idempotency_in_progress",
-            headers={"Retry-After": "1"},
-        )
+        raise _in_progress()
     response = current_app.response_class(
         existing.response_body or "", status=existing.response_status
     )
@@ -149,26 +128,52 @@ def _answer_existing(existing: IdempotencyKey, print_: str) -> Response:
     return response
 
 
-def _release(row_id: str) -> None:
+def _store(client_id: str, key: str, print_: str, response: Response, replaces: str | None) -> None:
+    """Insert the key's row with the response in the open transaction (dropping an expired one).
+
+    Core statements: the ORM's unit of work cost more than the SQL for this one row.
+    """
+    if replaces is not None:
+        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == replaces))
+    now = utcnow()
+    db.session.execute(
+        _INSERT,
+        {
+            "id": new_id(),
+            "client_id": client_id,
+            "key": key,
+            "fingerprint": print_,
+            "method": request.method,
+            "path": request.path[:500],
+            "response_status": response.status_code,
+            "response_body": response.get_data(as_text=True),
+            "response_headers": {
+                name: response.headers[name] for name in STORED_HEADERS if name in response.headers
+            },
+            "created_at": now,
+            "completed_at": now,
+        },
+    )
+
+
+def _run_view(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
+    """The view's response; a refused request (a client error) becomes its problem response."""
     try:
-        db.session.rollback()
-        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
-        db.session.commit()
-    except Exception:  # releasing is best effort: the key expires anyway
-        db.session.rollback()
-        log.exception("could not release idempotency key %s", row_id)
+        return make_response(view(*args, **kwargs))
+    except Exception as exc:
+        problem = problem_for(exc)
+        if problem is None or problem.status >= 500:
+            db.session.rollback()
+            raise
+        return problem_response(problem)
 
 
-def _complete(row_id: str, response: Response) -> None:
-    row = db.session.get(IdempotencyKey, row_id)
-    if row is None:  # purged while we ran (a run longer than the lifetime): store nothing
-        return
-    row.response_status = response.status_code
-    row.response_body = response.get_data(as_text=True)
-    row.response_headers = {
-        name: response.headers[name] for name in STORED_HEADERS if name in response.headers
-    }
-    row.completed_at = utcnow()
+def _lost_race(client_id: str, key: str, print_: str, error: IntegrityError) -> Response:
+    """Our insert met a committed row for the key: answer as that request (we rolled back)."""
+    existing = _find(client_id, key)
+    if existing is None:
+        raise error  # not the key's constraint: a real error, reported as such
+    return _answer_existing(existing, print_)
 
 
 def idempotent(view: F) -> F:
@@ -180,28 +185,24 @@ def idempotent(view: F) -> F:
         client_id = str(current_token.client_id)
         principal = f"{client_id}/{current_token.member_id or ''}"
         print_ = fingerprint(request.method, request.path, principal, request.get_data())
-        row_id = _claim(client_id, key, print_)
-        if isinstance(row_id, IdempotencyKey):
-            return _answer_existing(row_id, print_)
-        try:
-            response = make_response(view(*args, **kwargs))
-        except Exception as exc:
-            problem = problem_for(exc)
-            if problem is None or problem.status >= 500:
-                _release(row_id)
-                raise
-            db.session.rollback()  # a refused request changes nothing
-            response = problem_response(problem)
+        existing = _find(client_id, key)
+        if existing is not None and not _expired(existing):
+            return _answer_existing(existing, print_)
+        expired_id = existing.id if existing is not None else None
+        response = _run_view(view, args, kwargs)
         if response.status_code >= 500:
-            _release(row_id)
+            db.session.rollback()
             return response
         if response.status_code >= 400:
-            db.session.rollback()
+            db.session.rollback()  # a refused request changes nothing, but its answer is kept
         try:
-            _complete(row_id, response)
+            _store(client_id, key, print_, response, replaces=expired_id)
             db.session.commit()
+        except IntegrityError as error:
+            db.session.rollback()
+            return _lost_race(client_id, key, print_, error)
         except Exception:
-            _release(row_id)
+            db.session.rollback()
             raise
         return response
 

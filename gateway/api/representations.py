@@ -19,6 +19,10 @@ from schemas.ledger import (
     TransactionSchema,
 )
 
+# Built once: a schema holds no request state (marshmallow 4 has no context), and building one
+# costs more than dumping a small document with it.
+_TRANSACTION = TransactionSchema()
+
 
 def _account(account: Account) -> dict[str, Any]:
     limit = account.credit_limit_minutes
@@ -45,8 +49,11 @@ def account_document(account: Account) -> dict[str, Any]:
     return document
 
 
-def _transaction(txn: Transaction) -> dict[str, Any]:
-    reversal = ledger.reversal_of(txn.id)
+_UNSET: Any = object()
+
+
+def _transaction(txn: Transaction, reversed_by: Transaction | None = _UNSET) -> dict[str, Any]:
+    reversal = ledger.reversal_of(txn.id) if reversed_by is _UNSET else reversed_by
     return {
         "id": txn.id,
         "kind": txn.kind,
@@ -69,9 +76,14 @@ def _transaction(txn: Transaction) -> dict[str, Any]:
     }
 
 
-def transaction_document(txn: Transaction) -> dict[str, Any]:
-    """A transaction with its entries and links."""
-    document: dict[str, Any] = TransactionSchema().dump(_transaction(txn))
+def transaction_document(
+    txn: Transaction, reversed_by: Transaction | None = _UNSET
+) -> dict[str, Any]:
+    """A transaction with its entries and links.
+
+    ``reversed_by=None`` says it has no reversal (one just posted), which saves looking it up.
+    """
+    document: dict[str, Any] = _TRANSACTION.dump(_transaction(txn, reversed_by))
     return document
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import url_for
+from sqlalchemy import select
 
 from gateway.api import access
 from gateway.api.blueprint import bp
@@ -23,6 +24,8 @@ from schemas.ledger import ReversalCreateSchema, TransactionCreateSchema, Transa
 
 Created = tuple[dict[str, Any], int, dict[str, str]]
 
+_CREATE = TransactionCreateSchema()  # built once: loading keeps no state in the schema
+
 _POST_ERRORS = {
     400: ("No Idempotency-Key, or a body that is not JSON.", None),
     409: ("A request with this Idempotency-Key is still running (see Retry-After).", None),
@@ -39,17 +42,38 @@ def _refuse(side: str, message: str, key: str | None = None) -> ValidationProble
     return ValidationProblem({side: {key: [message]} if key else [message]})
 
 
-def _member_account(side: str, member_id: str) -> Account:
-    member = db.session.get(Member, member_id)
+# Member id -> their account (None: not created yet) and the member (None: not read yet).
+Known = dict[str, tuple[Account | None, Member | None]]
+
+
+def _members_with_accounts(parties: list[dict[str, Any]]) -> Known:
+    """The accounts of the members the parties name, with their members: one query for both."""
+    member_ids = [str(party["member_id"]) for party in parties if "member_id" in party]
+    if not member_ids:
+        return {}
+    rows = db.session.execute(
+        select(Account, Member)
+        .join(Member, Member.id == Account.member_id)
+        .where(Account.member_id.in_(member_ids))
+    ).all()
+    return {row.Member.id: (row.Account, row.Member) for row in rows}
+
+
+def _member_account(side: str, member_id: str, known: Known) -> Account:
+    account, member = known.get(member_id, (None, None))
+    if member is None:
+        member = db.session.get(Member, member_id)
     if member is None or not member.is_active:
         raise _refuse(side, f"There is no active member {member_id}.", "member_id")
-    return ledger.account_for_member(member_id)
+    if account is not None:
+        return account
+    return ledger.account_for_member(member_id)  # their first posting: the account is created
 
 
-def _resolve(side: str, party: dict[str, Any]) -> Account:
+def _resolve(side: str, party: dict[str, Any], known: Known) -> Account:
     """The account a payer or payee names; 422 with a field message when there is none."""
     if "member_id" in party:
-        return _member_account(side, str(party["member_id"]))
+        return _member_account(side, str(party["member_id"]), known)
     if "organization_id" in party:
         try:
             return ledger.account_for_organization(str(party["organization_id"]))
@@ -63,7 +87,7 @@ def _resolve(side: str, party: dict[str, Any]) -> Account:
         # Clearing accounts mirror the partner platforms: only the sync engine posts to them.
         raise _refuse(side, "Clearing accounts cannot be used here.", "account_id")
     if account.member_id is not None:
-        return _member_account(side, account.member_id)
+        return _member_account(side, account.member_id, {account.member_id: (account, None)})
     return account
 
 
@@ -106,9 +130,13 @@ def _created(txn_document: dict[str, Any], transaction_id: str) -> Created:
 @idempotent
 def post_transaction() -> Created:
     """Post one transfer of minutes (views under @idempotent do not commit)."""
-    data = load_json(TransactionCreateSchema())
-    payer = _resolve("payer", data["payer"])
-    payee = _resolve("payee", data["payee"])
+    data = load_json(_CREATE)
+    # In one global order: two postings creating the same two accounts on demand (a member's
+    # first posting) in opposite orders would deadlock on each other's inserts.
+    sides = sorted(("payer", "payee"), key=lambda side: sorted(data[side].items()))
+    known = _members_with_accounts([data["payer"], data["payee"]])
+    accounts = {side: _resolve(side, data[side], known) for side in sides}
+    payer, payee = accounts["payer"], accounts["payee"]
     access.ensure_can_post(payer)
     _check_kind(data["kind"], payer, payee)
     member = current_member()
@@ -123,7 +151,7 @@ def post_transaction() -> Created:
         created_by_client_id=access.client_id(),
         metadata={"posted_by_member_id": member.id} if member is not None else None,
     )
-    return _created(transaction_document(txn), txn.id)
+    return _created(transaction_document(txn, reversed_by=None), txn.id)
 
 
 @bp.get("/transactions/<transaction_id>")
@@ -178,4 +206,4 @@ def post_reversal(transaction_id: str) -> Created:
         source="api",
         created_by_client_id=access.client_id(),
     )
-    return _created(transaction_document(reversal), reversal.id)
+    return _created(transaction_document(reversal, reversed_by=None), reversal.id)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from connectors.errors import ConnectorError, PermanentError
 from connectors.interface import RemoteTransfer
+from gateway.callbacks.drain import hand_over
 from gateway.callbacks.models import InboxEvent
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform, PlatformLink
@@ -21,7 +22,6 @@ from gateway.jobs import task
 from gateway.ledger import services as ledger
 from gateway.ledger.errors import AlreadyReversed, CreditLimitExceeded, DuplicateExternal
 from gateway.ledger.models import Transaction
-from gateway.redis_client import get_queue
 from gateway.sync.models import OutboxItem
 from gateway.sync.remote import connector_for
 
@@ -93,8 +93,11 @@ def apply_remote_transfer(
         return "ours"
     if ledger.find_by_external(platform.id, transfer.id) is not None:
         return "already"
-    payer = _account_for_wallet(platform, transfer.payer_wallet_id)
-    payee = _account_for_wallet(platform, transfer.payee_wallet_id)
+    # In one global order: imports creating the same two accounts on demand in opposite orders
+    # would deadlock on each other's inserts.
+    wallets = (transfer.payer_wallet_id, transfer.payee_wallet_id)
+    accounts = {wallet: _account_for_wallet(platform, wallet) for wallet in sorted(set(wallets))}
+    payer, payee = accounts[wallets[0]], accounts[wallets[1]]
     if payer is None or payee is None:
         return "unmapped"
     try:
@@ -185,14 +188,12 @@ def process_event(inbox_id: str) -> str:
     woken = db.session.info.pop("gateway.inbox.wake", [])
     state = row.state
     db.session.commit()
-    for other in woken:
-        enqueue(other)
+    if woken:
+        try:
+            hand_over(woken)
+        except Exception:  # noqa: BLE001 - committed as received: the sweeper hands them over
+            log.warning("%d woken callback event(s) not queued; the sweeper will", len(woken))
     return state
-
-
-def enqueue(inbox_id: str) -> None:
-    """Queue the processing of an inbox row."""
-    get_queue().enqueue(process_event, inbox_id, job_timeout=60, result_ttl=0)
 
 
 def reprocess_event(inbox_id: str) -> str:
@@ -208,13 +209,12 @@ def reprocess_event(inbox_id: str) -> str:
 
 @task
 def sweep_inbox(older_than_seconds: int = 30, batch: int = 500) -> int:
-    """Enqueue received events whose job was lost (Redis down at arrival, or flushed)."""
+    """Hand over again received events whose hand-over was lost (Redis down, or flushed)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     ids = db.session.scalars(
         select(InboxEvent.id)
         .where(InboxEvent.state == "received", InboxEvent.received_at < cutoff)
         .limit(batch)
     ).all()
-    for inbox_id in ids:
-        enqueue(inbox_id)
+    hand_over(ids)
     return len(ids)

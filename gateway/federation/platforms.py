@@ -1,14 +1,32 @@
-"""Platform management: registering platforms, rotating their webhook secrets, enabling them."""
+"""Platform management: registering platforms, rotating their webhook secrets, enabling them.
+
+A platform's ``updated_at`` is its version: every change to the row moves it (``onupdate``), and
+so does every change to its webhook secrets (``_touch_platforms_of_changed_secrets``), in the
+same transaction. ``callback_platform`` caches per process what verifying a callback needs (the
+platform and its decrypted active secrets) under that version, and checks the version in the
+database on every use: a revoked secret stops verifying in every process as soon as the revoking
+transaction commits, without Redis, which only carries work.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.orm import Session
 
 from gateway.callbacks.signature import secret_key
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform, WebhookSecret
+
+_CACHE = "gateway.federation.callback_platforms"
+# Built once and run on the connection: the check runs on every callback, so it stays cheap.
+_VERSION = select(Platform.id, Platform.enabled, Platform.updated_at).where(
+    Platform.name == bindparam("name")
+)
 
 
 class PlatformError(Exception):
@@ -18,6 +36,81 @@ class PlatformError(Exception):
 def get_platform(name: str) -> Platform | None:
     """The platform called ``name``."""
     return db.session.scalar(select(Platform).where(Platform.name == name))
+
+
+@dataclass(frozen=True)
+class CallbackPlatform:
+    """An enabled platform and its active webhook secrets (plaintext: never log them)."""
+
+    # A copy attached to no session, so threads share it read-only.
+    platform: Platform
+    secrets: tuple[str, ...]
+    version: datetime
+
+
+def _detached_copy(platform: Platform) -> Platform:
+    columns = Platform.__table__.columns.keys()
+    return Platform(**{name: getattr(platform, name) for name in columns})
+
+
+def _load_callback_platform(platform_id: str) -> CallbackPlatform | None:
+    # The row before its secrets: a secret changed in between moves the version past the one
+    # stored here, so the next request loads again (the reverse order could cache stale secrets
+    # under a new version).
+    platform = db.session.get(Platform, platform_id, populate_existing=True)
+    if platform is None:
+        return None
+    return CallbackPlatform(
+        platform=_detached_copy(platform),
+        secrets=tuple(s.secret for s in active_secrets(platform)),
+        version=platform.updated_at,
+    )
+
+
+def callback_platform(name: str) -> CallbackPlatform | None:
+    """The enabled platform called ``name`` with its active secrets, or None.
+
+    One small query checks the version; the platform row, its secrets and their decryption are
+    read again only when it moved.
+    """
+    current = db.session.connection().execute(_VERSION, {"name": name}).first()
+    if current is None or not current.enabled:
+        return None
+    cache: dict[str, CallbackPlatform] = current_app.extensions.setdefault(_CACHE, {})
+    cached = cache.get(name)
+    if cached is not None and (cached.platform.id, cached.version) == (
+        current.id,
+        current.updated_at,
+    ):
+        return cached
+    loaded = _load_callback_platform(current.id)
+    if loaded is None or not loaded.platform.enabled:
+        return None
+    cache[name] = loaded  # one assignment: atomic, so threads need no lock
+    return loaded
+
+
+def _next_version(previous: datetime | None) -> datetime:
+    """Now, but always after ``previous``: two changes never share a version."""
+    now = utcnow()
+    if previous is not None and now <= previous:
+        return previous + timedelta(microseconds=1)
+    return now
+
+
+@event.listens_for(Session, "before_flush")
+def _touch_platforms_of_changed_secrets(session: Session, _context: Any, _instances: Any) -> None:
+    """A secret added, revoked or deleted anywhere moves its platform's version."""
+    changed = [
+        obj
+        for obj in (*session.new, *session.dirty, *session.deleted)
+        if isinstance(obj, WebhookSecret)
+    ]
+    platform_ids = {s.platform_id for s in changed if s.platform_id is not None}
+    for platform_id in platform_ids:
+        platform = session.get(Platform, platform_id)
+        if platform is not None:
+            platform.updated_at = _next_version(platform.updated_at)
 
 
 def active_secrets(platform: Platform) -> list[WebhookSecret]:

@@ -1,9 +1,11 @@
 """The ledger's services: accounts, postings, reversals, balances and statements.
 
 Unit of work: every function works in the caller's session (``db.session``) and never commits.
-Postings and reversals flush, so their rows exist (and their constraints have spoken) when they
-return; the caller — a view, a job — commits, or rolls back on error. A refused posting raises a
-``LedgerError`` and leaves the caller's transaction as it was (the writes run in a SAVEPOINT).
+Postings and reversals write their rows before they return (so their constraints have spoken);
+the caller — a view, a job — commits, or rolls back on error. A refused posting raises a
+``LedgerError`` and leaves the caller's transaction as it was: every check runs before the first
+write, and the writes a unique constraint may still refuse (an import, a reversal) run in a
+SAVEPOINT.
 
 Concurrency: the accounts of a posting are locked before their balances are read — ``SELECT ...
 FOR UPDATE`` in sorted id order on PostgreSQL (no deadlocks between postings), and on SQLite a
@@ -22,10 +24,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.db import db, utcnow
 from gateway.ledger.errors import (
@@ -69,6 +72,17 @@ __all__ = [
 
 DEFAULT_CREDIT_LIMIT_MINUTES = -600
 MAX_STATEMENT_PAGE = 200
+
+# The posting's writes as Core statements, built once (see ``_write``).
+_INSERT_TRANSACTION = insert(Transaction.__table__)
+_INSERT_ENTRIES = insert(Entry.__table__).returning(
+    Entry.__table__.c.id, sort_by_parameter_order=True
+)
+_SET_BALANCE = (
+    update(Account.__table__)
+    .where(Account.__table__.c.id == bindparam("b_id"))
+    .values(balance_minutes=bindparam("b_balance"))
+)
 
 
 # -- accounts -----------------------------------------------------------------------------------
@@ -285,34 +299,26 @@ def _post(
             )
     _check_limits(accounts, checked)
     now = utcnow()
-    txn = Transaction(
-        id=new_id(),
-        kind=kind,
-        description=description,
-        occurred_at=occurred_at.astimezone(UTC) if occurred_at is not None else now,
-        created_at=now,
-        reversal_of=reversal_of,
-        source=source,
-        external_platform_id=external[0] if external else None,
-        external_id=external[1] if external else None,
-        created_by_client_id=created_by_client_id,
-        meta=dict(metadata or {}),
-    )
+    values = {
+        "id": new_id(),
+        "kind": kind,
+        "description": description,
+        "occurred_at": occurred_at.astimezone(UTC) if occurred_at is not None else now,
+        "created_at": now,
+        "reversal_of": reversal_of,
+        "source": source,
+        "external_platform_id": external[0] if external else None,
+        "external_id": external[1] if external else None,
+        "created_by_client_id": created_by_client_id,
+        "meta": dict(metadata or {}),
+    }
+    if external is None and reversal_of is None:
+        # Nothing here can be refused by a constraint: every check ran under the locks. Without
+        # a SAVEPOINT the posting takes two round trips fewer while it holds them.
+        return _write(values, accounts, checked)
     try:
         with session.begin_nested():
-            session.add(txn)
-            for account_id, amount in checked:
-                account = accounts[account_id]
-                account.balance_minutes += amount
-                txn.entries.append(
-                    Entry(
-                        account_id=account_id,
-                        amount_minutes=amount,
-                        balance_after_minutes=account.balance_minutes,
-                        created_at=now,
-                    )
-                )
-            session.flush()
+            return _write(values, accounts, checked)
     except IntegrityError:
         # The unique constraints decide races the checks above could not see (another session
         # inserted the same external id or reversal without touching these accounts' locks).
@@ -323,6 +329,41 @@ def _post(
                 reversal_of, f"Transaction {reversal_of} was reversed already by {reversal.id}."
             ) from None
         raise
+
+
+def _write(
+    values: dict[str, Any], accounts: dict[str, Account], entries: list[tuple[str, int]]
+) -> Transaction:
+    """Insert the transaction and its entries and move the cached balances (locks held).
+
+    Bulk statements rather than the unit of work, which cost more than the SQL on this path.
+    The objects returned are then put in the session as loaded rows (no further SQL), with
+    ``entries`` loaded, exactly as a flush followed by a query would leave them.
+    """
+    session = db.session
+    balances = {a: accounts[a].balance_minutes + amount for a, amount in entries}
+    rows = [
+        {
+            "transaction_id": values["id"],
+            "account_id": account_id,
+            "amount_minutes": amount,
+            "balance_after_minutes": balances[account_id],
+            "created_at": values["created_at"],
+        }
+        for account_id, amount in entries
+    ]
+    columns = {**values, "metadata": values["meta"]}  # the column behind ``meta``
+    del columns["meta"]
+    session.execute(_INSERT_TRANSACTION, columns)
+    ids = session.scalars(_INSERT_ENTRIES, rows).all()
+    session.execute(_SET_BALANCE, [{"b_id": a, "b_balance": b} for a, b in balances.items()])
+    for account_id, balance in balances.items():
+        set_committed_value(accounts[account_id], "balance_minutes", balance)
+    txn = Transaction(**values)
+    txn.entries = [Entry(id=entry_id, **row) for entry_id, row in zip(ids, rows, strict=True)]
+    for obj in (*txn.entries, txn):
+        make_transient_to_detached(obj)
+    session.add(txn)
     return txn
 
 

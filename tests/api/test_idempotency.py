@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gateway.api.idempotency import fingerprint, purge_expired_keys
 from gateway.api.models import IdempotencyKey
@@ -225,3 +225,89 @@ def test_fingerprint_is_canonical_for_json_only():
         "POST", "/p", "c/", b"not json"
     )
     assert fingerprint("POST", "/p", "c/m", b"{}") != fingerprint("POST", "/q", "c/m", b"{}")
+
+
+def _commit_key_elsewhere(app, world, key: str, body: dict, response_body: str) -> None:
+    """Another request's row for ``key``, committed on a connection of its own."""
+    now = utcnow()
+    principal = f"website-{world.anna}/{world.anna}"
+    print_ = fingerprint("POST", "/api/v1/transactions", principal, json.dumps(body).encode())
+    with app.extensions["db"].engine.begin() as connection:
+        connection.execute(
+            IdempotencyKey.__table__.insert(),
+            {
+                "id": f"other-{key}",
+                "client_id": f"website-{world.anna}",
+                "key": key,
+                "fingerprint": print_,
+                "method": "POST",
+                "path": "/api/v1/transactions",
+                "response_status": 201,
+                "response_body": response_body,
+                "response_headers": {"Content-Type": "application/json"},
+                "created_at": now,
+                "completed_at": now,
+            },
+        )
+
+
+@pytest.mark.parametrize(("winner_body", "status"), [("same", 201), ("other", 422)])
+def test_a_request_that_loses_the_race_for_its_key_rolls_its_posting_back(
+    app, client, world, monkeypatch, winner_body, status
+):
+    # The other request commits its row while ours runs (after our look-up found nothing):
+    # ours posts, fails to insert the key, rolls back and answers as the winner's request.
+    from gateway.api import transactions
+
+    body = _desk(world)
+    real = transactions._check_kind
+
+    def other_request_commits_first(*args):
+        _commit_key_elsewhere(
+            app, world, "k-race", body if winner_body == "same" else _desk(world, 5), '{"w":1}'
+        )
+        return real(*args)
+
+    monkeypatch.setattr(transactions, "_check_kind", other_request_commits_first)
+    response = client.post(
+        "/api/v1/transactions",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers=with_key(world.anna_headers, "k-race"),
+    )
+    assert response.status_code == status
+    if status == 201:
+        assert response.data == b'{"w":1}'
+        assert response.headers["Idempotent-Replayed"] == "true"
+    else:
+        assert response.get_json()["code"] == "idempotency_mismatch"
+    assert _transactions(app) == 0
+    with app.app_context():
+        assert ledger.get_balance(world.anna_account) == 0
+    assert [row.id for row in _key_rows(app)] == ["other-k-race"]
+
+
+def test_a_posting_and_its_key_commit_once_together(app, client, world):
+    statements: list[str] = []
+    engine = app.extensions["db"].engine
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement.split()[0].upper())
+
+    commits: list[int] = []
+
+    def count_commit(_conn):
+        commits.append(1)
+
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", count_commit)
+    try:
+        response = client.post(
+            "/api/v1/transactions", json=_desk(world), headers=with_key(world.anna_headers)
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", count_commit)
+    assert response.status_code == 201
+    assert len(commits) == 1
+    assert "SAVEPOINT" not in statements

@@ -361,3 +361,39 @@ def test_reversal_of_unknown_transaction_and_missing_reason(client, world):
     )
     assert no_reason.status_code == 422
     assert "reason" in no_reason.get_json()["errors"]
+
+
+def test_first_postings_in_opposite_directions_do_not_deadlock(app, world):
+    # Members without accounts yet: each posting creates both on demand. Two postings creating
+    # the same two in opposite orders used to wait on each other's inserts (PostgreSQL).
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.factories import create_member
+
+    with app.app_context():
+        pairs = [(create_member().id, create_member().id) for _ in range(4)]
+    barrier = threading.Barrier(2)
+
+    def post(payer: str, payee: str) -> int:
+        barrier.wait()
+        response = app.test_client().post(
+            "/api/v1/transactions",
+            json={
+                "payer": {"member_id": payer},
+                "payee": {"member_id": payee},
+                "minutes": 10,
+                "kind": "help",
+            },
+            headers=with_key(world.website_headers),
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for first, second in pairs:
+            statuses = list(pool.map(post, (first, second), (second, first)))
+            assert statuses == [201, 201]
+    with app.app_context():
+        for first, second in pairs:
+            assert ledger.get_balance(ledger.account_for_member(first).id) == 0
+            assert ledger.get_balance(ledger.account_for_member(second).id) == 0

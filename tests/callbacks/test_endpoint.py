@@ -120,10 +120,20 @@ def test_stored_even_when_redis_is_down(app, client, platform, unused_port):
     import redis
     from rq import Queue
 
+    from gateway.callbacks.processing import sweep_inbox
+
+    live_redis, live_queue = app.extensions["redis"], app.extensions["queue"]
     dead = redis.Redis.from_url(f"redis://127.0.0.1:{unused_port}/0", socket_connect_timeout=0.2)
+    app.extensions["redis"] = dead
     app.extensions["queue"] = Queue("x", connection=dead)
     body, headers = signed(transfer_event("t1"))
     assert _post(client, body, headers).status_code == 202
     with app.app_context():
         assert db.session.scalar(select(InboxEvent.state)) == "received"
     dead.close()
+    # Redis is back: nothing was queued, and the sweeper hands the stored event over.
+    app.extensions["redis"], app.extensions["queue"] = live_redis, live_queue
+    assert live_queue.count == 0
+    with app.app_context():
+        assert sweep_inbox(older_than_seconds=0) == 1
+    assert live_queue.count == 1

@@ -454,3 +454,37 @@ def test_cached_balance_equals_sum_of_entries(db_session, accounts):
     _pay(accounts, 11)
     for account_id in (accounts.anna, accounts.bruno):
         assert cached_balance(account_id) == entries_sum(account_id)
+
+
+def test_a_posting_leaves_the_session_as_a_flush_would(db_session, accounts):
+    # The rows are written with bulk statements; the objects must still be whole and current,
+    # and nothing may be written twice when the caller commits.
+
+    anna = db_session.get(Account, accounts.anna)
+    txn = ledger.post_transfer(
+        payer_account_id=accounts.anna,
+        payee_account_id=accounts.coop,
+        minutes=30,
+        description="desk",
+        kind="desk",
+        metadata={"note": "x"},
+    )
+    assert not db_session.new
+    assert not db_session.dirty
+    assert db_session.get(Transaction, txn.id) is txn
+    assert [(e.account_id, e.amount_minutes, e.balance_after_minutes) for e in txn.entries] == [
+        (accounts.anna, -30, -30),
+        (accounts.coop, 30, 30),
+    ]
+    assert all(isinstance(e.id, int) for e in txn.entries)
+    assert txn.entries[0].id < txn.entries[1].id
+    assert txn.entries[0].transaction is txn
+    assert txn.meta == {"note": "x"}
+    assert anna.balance_minutes == -30
+    db_session.commit()
+    db_session.expire_all()
+    stored = db_session.get(Transaction, txn.id)
+    assert [e.id for e in stored.entries] == [e.id for e in txn.entries]
+    assert stored.meta == {"note": "x"}
+    assert db_session.scalar(select(func.count()).select_from(Entry)) == 2
+    assert cached_balance(accounts.anna) == entries_sum(accounts.anna) == -30
