@@ -7,8 +7,9 @@ processes take to deliver every push row.
 
     python -m bench.bench_sync [--workers 4] [--transfers 400] [--latency-ms 20]
 
-BENCH_DATABASE_URL selects the database (default: a SQLite file); REDIS_URL a Redis
-(default: an embedded one). Only loopback addresses are used.
+BENCH_DATABASE_URL selects the database server (default: a SQLite file; on PostgreSQL the run
+creates a database of its own and drops it after); REDIS_URL a Redis (default: an embedded one).
+Only loopback addresses are used.
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ import time
 from pathlib import Path
 
 import requests
-from rq.suspension import resume, suspend
+from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
-from bench.harness import LOOPBACK, free_port
+from bench.harness import LOOPBACK, free_port, scratch_database
 from gateway import create_app, embedded_redis
 from gateway.db import db
 from gateway.federation.models import Platform, PlatformLink
 from gateway.ledger import services as ledger
 from gateway.members.models import Member
 from gateway.migrate import upgrade
+from gateway.redis_client import get_queue
+from gateway.sync.dispatch import ensure_drains
 from gateway.sync.models import OutboxItem
 from gateway.sync.outbox import record_effect
 
@@ -56,9 +59,9 @@ def _wait_for(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def _drain(kind: str, expected: int, timeout: float) -> float:
-    """Seconds until ``expected`` rows of ``kind`` succeeded (polling the database)."""
-    start = time.monotonic()
+def _drain(kind: str, expected: int, timeout: float, since: float | None = None) -> float:
+    """Seconds (from ``since``, or now) until ``expected`` rows of ``kind`` succeeded."""
+    start = time.monotonic() if since is None else since
     while time.monotonic() - start < timeout:
         db.session.rollback()
         done = db.session.scalar(
@@ -77,16 +80,43 @@ def _drain(kind: str, expected: int, timeout: float) -> float:
     raise RuntimeError(f"{kind}: not drained within {timeout:.0f} s")
 
 
+def _wait_idle(timeout: float = 60.0) -> None:
+    """Wait until no job runs: a drain still busy from the registrations would deliver the
+    transfers while they are posted, outside the timing."""
+    registry = StartedJobRegistry(queue=get_queue())
+    deadline = time.monotonic() + timeout
+    while registry.count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not go idle")
+        time.sleep(0.05)
+
+
+def _check_nothing_delivered(transfers: int) -> None:
+    """Every push row still waits: the timed phase will deliver all of them."""
+    db.session.rollback()
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(OutboxItem)
+        .where(OutboxItem.kind == "push_transfer", OutboxItem.state == "pending")
+    )
+    if waiting != transfers:
+        raise RuntimeError(f"{transfers - waiting} push row(s) left before the timing started")
+
+
 def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> float:
     """Run the benchmark; print and return throughput / bound."""
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp,
+        scratch_database(
+            os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{Path(tmp) / 'gw.db'}"
+        ) as database_url,
+    ):
         data = Path(tmp)
         own_redis = None
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
             own_redis = embedded_redis.start(data / "r")
             redis_url = own_redis.url
-        database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{data / 'gw.db'}"
         env = {
             **os.environ,
             "GATEWAY_DATA_DIR": str(data),
@@ -136,8 +166,12 @@ def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> flo
                 _drain("register_member", members, timeout=120)
                 accounts = [ledger.account_for_member(m.id).id for m in people]
                 db.session.commit()
-                # Workers pause while the ledger posts, so the timing is the delivery alone.
-                suspend(app.extensions["redis"])
+                # The platform is off while the ledger posts, so the timing is the delivery
+                # alone (drains leave a disabled platform's rows waiting). Pausing the workers
+                # is not enough: a worker already blocked waiting for a job still takes one.
+                platform.enabled = False
+                db.session.commit()
+                _wait_idle()
                 for i in range(transfers):
                     # Alternate directions so no balance drifts toward a credit limit.
                     a, b = accounts[i % members], accounts[(i + 1) % members]
@@ -150,8 +184,12 @@ def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> flo
                         kind="help",
                     )
                     db.session.commit()
-                resume(app.extensions["redis"])
-                elapsed = _drain("push_transfer", transfers, timeout=600)
+                platform.enabled = True
+                db.session.commit()
+                _check_nothing_delivered(transfers)
+                started = time.monotonic()
+                ensure_drains([platform.id])
+                elapsed = _drain("push_transfer", transfers, timeout=600, since=started)
         finally:
             for proc in procs:
                 proc.terminate()

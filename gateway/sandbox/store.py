@@ -157,6 +157,9 @@ class Store:
         )
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA busy_timeout = 15000")
+        # WAL with NORMAL stays consistent after a crash and skips an fsync per commit: a
+        # sandbox may lose its last writes to a power cut, not its integrity.
+        connection.execute("PRAGMA synchronous = NORMAL")
         return connection
 
     def initialize(self) -> None:

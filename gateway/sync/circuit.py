@@ -32,24 +32,43 @@ class CircuitBreaker:
     def _key(self) -> str:
         return PREFIX + self.platform_id
 
+    def admit(self) -> tuple[float, bool]:
+        """(seconds until a call may be tried, whether this caller is the half-open probe)."""
+        opened_until = self.connection.hget(self._key, "opened_until")
+        if opened_until is None:
+            return 0.0, False
+        remaining = float(opened_until) - time.time()
+        if remaining > 0:
+            return remaining, False
+        # Half-open: exactly one caller wins the probe; the others wait a little.
+        if self.connection.set(self._key + ":probe", "1", nx=True, ex=self.cooldown):
+            return 0.0, True
+        return 1.0, False
+
     def blocked_for(self) -> float:
         """Seconds until a call may be tried (0: go ahead, possibly as the single probe)."""
+        return self.admit()[0]
+
+    def opened_for(self) -> float:
+        """Seconds the circuit stays open (0 when closed or half-open); takes no probe."""
         opened_until = self.connection.hget(self._key, "opened_until")
         if opened_until is None:
             return 0.0
-        remaining = float(opened_until) - time.time()
-        if remaining > 0:
-            return remaining
-        # Half-open: exactly one caller wins the probe; the others wait a little.
-        if self.connection.set(self._key + ":probe", "1", nx=True, ex=self.cooldown):
-            return 0.0
-        return 1.0
+        return max(0.0, float(opened_until) - time.time())
 
-    def record_success(self) -> None:
-        """Count a success; a successful probe closes an open circuit."""
-        if self.connection.exists(self._key):
+    def record_success(self, count: int = 1) -> None:
+        """Count ``count`` successes; a successful probe closes an open circuit."""
+        if count < 1:
+            return
+        key = self._key + ":successes"
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.exists(self._key)
+        pipe.incrby(key, count)
+        was_open, total = pipe.execute()
+        if total == count:
+            self.connection.expire(key, self.window)  # the window starts at the first event
+        if was_open:
             self.connection.delete(self._key, self._key + ":probe", self._key + ":failures")
-        self._count(":successes")
 
     def _count(self, suffix: str) -> int:
         key = self._key + suffix

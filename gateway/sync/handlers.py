@@ -1,11 +1,16 @@
 """What each kind of outbox row does on the platform, and what it changes locally.
 
-Handlers run inside the delivery job's transaction: local changes (a link's remote ids) are
-committed together with the row's new state.
+A delivery is split where the network is. ``prepare`` reads what the row needs from the
+database and returns a ``Call``: its ``send`` is the remote request alone (it touches no
+database, so a drain can run several at once in threads), and its ``apply`` writes what the
+answer changes locally (a link's remote ids) into the caller's session, to be committed with
+the row's new state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,14 +28,61 @@ class NotReady(RetryableError):
     """A precondition on our side is not met yet (a link still registering)."""
 
 
-def _link(member_id: str | None, platform: Platform) -> PlatformLink | None:
-    if member_id is None:
-        return None
-    return db.session.scalar(
-        select(PlatformLink).where(
-            PlatformLink.member_id == member_id, PlatformLink.platform_id == platform.id
-        )
-    )
+@dataclass(frozen=True)
+class Call:
+    """A prepared delivery: ``send`` (None: nothing to send) then ``apply`` to its answer."""
+
+    send: Callable[[], Any] | None
+    apply: Callable[[Any], dict[str, Any]]
+
+
+def _done(result: dict[str, Any]) -> Call:
+    return Call(send=None, apply=lambda _answer: result)
+
+
+class Links:
+    """The platform's links of the members some rows name, read in one query."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self._links: dict[str, PlatformLink | None] = {}
+
+    def preload(self, items: Iterable[OutboxItem]) -> Links:
+        """Read the links of every member ``items`` name (payer and payee too)."""
+        wanted = set()
+        for item in items:
+            payload = item.payload or {}
+            wanted.update(
+                (item.member_id, payload.get("payer_member_id"), payload.get("payee_member_id"))
+            )
+        wanted.discard(None)
+        wanted -= self._links.keys()
+        if wanted:
+            found = db.session.scalars(
+                select(PlatformLink)
+                .where(
+                    PlatformLink.platform_id == self.platform.id,
+                    PlatformLink.member_id.in_(wanted),
+                )
+                # Another worker may have activated a link since this session last read it.
+                .execution_options(populate_existing=True)
+            ).all()
+            self._links.update(dict.fromkeys(wanted))
+            self._links.update({link.member_id: link for link in found})
+        return self
+
+    def get(self, member_id: str | None) -> PlatformLink | None:
+        """The member's link to the platform, if any."""
+        if member_id is None:
+            return None
+        if member_id not in self._links:
+            self._links[member_id] = db.session.scalar(
+                select(PlatformLink).where(
+                    PlatformLink.member_id == member_id,
+                    PlatformLink.platform_id == self.platform.id,
+                )
+            )
+        return self._links[member_id]
 
 
 def member_data(member: Member, fields: list[str] | None) -> MemberData:
@@ -45,52 +97,68 @@ def member_data(member: Member, fields: list[str] | None) -> MemberData:
     )
 
 
-def _register(item: OutboxItem, platform: Platform) -> dict[str, Any]:
+def _register(item: OutboxItem, platform: Platform, links: Links) -> Call:
     member = db.session.get(Member, item.member_id)
-    link = _link(item.member_id, platform)
+    link = links.get(item.member_id)
     if member is None or link is None:
         raise PermanentError("member or link no longer exists", code="gone")
     if link.state == "active" and link.remote_member_id:
-        return {
-            "remote_member_id": link.remote_member_id,
-            "remote_wallet_id": link.remote_wallet_id,
-        }
-    remote = connector_for(platform).register_member(
-        member_data(member, item.payload.get("fields")), item.idempotency_key
-    )
-    link.remote_member_id = remote.id
-    link.remote_wallet_id = remote.wallet_id
-    link.state = "active"
-    return {"remote_member_id": remote.id, "remote_wallet_id": remote.wallet_id}
+        return _done(
+            {"remote_member_id": link.remote_member_id, "remote_wallet_id": link.remote_wallet_id}
+        )
+    connector = connector_for(platform)
+    data = member_data(member, item.payload.get("fields"))
+    key = item.idempotency_key
+
+    def apply(remote: Any) -> dict[str, Any]:
+        link.remote_member_id = remote.id
+        link.remote_wallet_id = remote.wallet_id
+        link.state = "active"
+        return {"remote_member_id": remote.id, "remote_wallet_id": remote.wallet_id}
+
+    return Call(send=lambda: connector.register_member(data, key), apply=apply)
 
 
-def _update(item: OutboxItem, platform: Platform) -> dict[str, Any]:
+def _update(item: OutboxItem, platform: Platform, links: Links) -> Call:
     member = db.session.get(Member, item.member_id)
-    link = _link(item.member_id, platform)
+    link = links.get(item.member_id)
     if member is None or link is None or not link.remote_member_id:
         raise PermanentError("the member has no account on this platform", code="not_linked")
     if link.state != "active":
         raise NotReady("the link is not active yet", retry_after=5)
-    remote = connector_for(platform).update_member(
-        link.remote_member_id, member_data(member, item.payload.get("fields")), item.idempotency_key
+    connector = connector_for(platform)
+    remote_id = link.remote_member_id
+    data = member_data(member, item.payload.get("fields"))
+    key = item.idempotency_key
+    return Call(
+        send=lambda: connector.update_member(remote_id, data, key),
+        apply=lambda remote: {"remote_member_id": remote.id},
     )
-    return {"remote_member_id": remote.id}
 
 
-def _erase(item: OutboxItem, platform: Platform) -> dict[str, Any]:
-    link = _link(item.member_id, platform)
+def _erase(item: OutboxItem, platform: Platform, links: Links) -> Call:
+    link = links.get(item.member_id)
     if link is None or not link.remote_member_id:
         # Never registered remotely: nothing to erase there.
-        if link is not None:
-            link.state = "erased"
-        return {"erased": False}
-    connector_for(platform).erase_member(link.remote_member_id, item.idempotency_key)
-    link.state = "erased"
-    return {"erased": True, "remote_member_id": link.remote_member_id}
+        def forget(_answer: Any) -> dict[str, Any]:
+            if link is not None:
+                link.state = "erased"
+            return {"erased": False}
+
+        return Call(send=None, apply=forget)
+    connector = connector_for(platform)
+    remote_id = link.remote_member_id
+    key = item.idempotency_key
+
+    def apply(_answer: Any) -> dict[str, Any]:
+        link.state = "erased"
+        return {"erased": True, "remote_member_id": remote_id}
+
+    return Call(send=lambda: connector.erase_member(remote_id, key), apply=apply)
 
 
-def _wallet(member_id: str | None, platform: Platform, role: str) -> str:
-    link = _link(member_id, platform)
+def _wallet(member_id: str | None, platform: Platform, links: Links, role: str) -> str:
+    link = links.get(member_id)
     if link is not None and link.state in ("pending",):
         raise NotReady(
             f"the {role}'s registration on {platform.name} is not done yet", retry_after=5
@@ -106,32 +174,40 @@ def _wallet(member_id: str | None, platform: Platform, role: str) -> str:
     )
 
 
-def _push(item: OutboxItem, platform: Platform) -> dict[str, Any]:
+def _push(item: OutboxItem, platform: Platform, links: Links) -> Call:
     payload = item.payload
     occurred = payload.get("occurred_at")
     transfer = TransferData(
-        payer_wallet_id=_wallet(payload.get("payer_member_id"), platform, "payer"),
-        payee_wallet_id=_wallet(payload.get("payee_member_id"), platform, "payee"),
+        payer_wallet_id=_wallet(payload.get("payer_member_id"), platform, links, "payer"),
+        payee_wallet_id=_wallet(payload.get("payee_member_id"), platform, links, "payee"),
         minutes=int(payload["minutes"]),
         description=payload.get("description", ""),
         external_reference=f"gw-txn-{item.transaction_id}",
         occurred_at=datetime.fromisoformat(occurred) if occurred else None,
     )
-    remote = connector_for(platform).create_transfer(transfer, item.idempotency_key)
-    return {"remote_transfer_id": remote.id}
+    connector = connector_for(platform)
+    key = item.idempotency_key
+    return Call(
+        send=lambda: connector.create_transfer(transfer, key),
+        apply=lambda remote: {"remote_transfer_id": remote.id},
+    )
 
 
-def _reverse(item: OutboxItem, platform: Platform) -> dict[str, Any]:
+def _reverse(item: OutboxItem, platform: Platform, links: Links) -> Call:
     pushed = db.session.get(OutboxItem, item.depends_on_id) if item.depends_on_id else None
     remote_id = (pushed.result or {}).get("remote_transfer_id") if pushed else None
     remote_id = remote_id or item.payload.get("remote_transfer_id")
     if not remote_id:
         raise PermanentError("the original transfer was never created remotely", code="not_pushed")
-    remote = connector_for(platform).reverse_transfer(remote_id, item.idempotency_key)
-    return {"remote_transfer_id": remote.id, "reversal_of": remote_id}
+    connector = connector_for(platform)
+    key = item.idempotency_key
+    return Call(
+        send=lambda: connector.reverse_transfer(remote_id, key),
+        apply=lambda remote: {"remote_transfer_id": remote.id, "reversal_of": remote_id},
+    )
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[[OutboxItem, Platform, Links], Call]] = {
     "register_member": _register,
     "update_member": _update,
     "erase_member": _erase,
@@ -140,9 +216,15 @@ HANDLERS = {
 }
 
 
+def prepare(item: OutboxItem, platform: Platform, links: Links | None = None) -> Call:
+    """Read what ``item`` needs and return its call; raises NotReady or a PermanentError."""
+    return HANDLERS[item.kind](item, platform, links or Links(platform))
+
+
 def run(item: OutboxItem, platform: Platform) -> dict[str, Any]:
-    """Perform ``item`` on ``platform``; raises the connector's typed errors."""
-    return HANDLERS[item.kind](item, platform)
+    """Perform ``item`` on ``platform`` in this thread; raises the connector's typed errors."""
+    call = prepare(item, platform)
+    return call.apply(call.send() if call.send else None)
 
 
 def resolve_conflict(item: OutboxItem, platform: Platform, error: ConflictError) -> dict[str, Any]:
@@ -150,7 +232,7 @@ def resolve_conflict(item: OutboxItem, platform: Platform, error: ConflictError)
     if item.kind == "register_member":
         # The email has an account there already: linking it needs the member's own
         # authorization on that platform, so the link waits for the member to connect it.
-        link = _link(item.member_id, platform)
+        link = Links(platform).get(item.member_id)
         if link is not None:
             link.state = "failed"
         return {"conflict": "member_exists", "needs": "oauth_link"}

@@ -1,8 +1,10 @@
-"""Writing outbox rows, and handing them to RQ once their transaction has committed.
+"""Writing outbox rows, and handing them to the workers once their transaction has committed.
 
-``record_effect`` adds a row to the caller's session; nothing is enqueued until that session
-commits, so a rolled-back change sends nothing. If Redis is down at that moment the row stays
-``pending`` and the sweeper enqueues it later: losing Redis loses no work.
+``record_effect`` adds a row to the caller's session; nothing is dispatched until that session
+commits, so a rolled-back change sends nothing. Dispatch makes sure one drain job per platform
+the commit touched is coming (see ``gateway.sync.dispatch``), however many rows it wrote. If
+Redis is down at that moment the rows stay ``pending`` and the sweeper dispatches them later:
+losing Redis loses no work.
 """
 
 from __future__ import annotations
@@ -45,21 +47,24 @@ def record_effect(
     session = db.session
     session.add(item)
     session.flush()
-    session.info.setdefault(_PENDING_KEY, []).append(item.id)
+    session.info.setdefault(_PENDING_KEY, set()).add(platform_id)
     return item
 
 
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session: Session) -> None:
-    ids = session.info.pop(_PENDING_KEY, None)
-    if not ids or not has_app_context():
+    platforms = session.info.pop(_PENDING_KEY, None)
+    if not platforms or not has_app_context():
         return
-    from gateway.sync.dispatch import enqueue_items
+    from gateway.sync.dispatch import ensure_drains
 
     try:
-        enqueue_items(ids)
-    except Exception:  # noqa: BLE001 - the rows are committed; the sweeper will enqueue them
-        log.warning("could not enqueue %d outbox item(s); the sweeper will retry", len(ids))
+        ensure_drains(platforms)
+    except Exception:  # noqa: BLE001 - the rows are committed; the sweeper will dispatch them
+        log.warning(
+            "could not dispatch outbox rows of %d platform(s); the sweeper will retry",
+            len(platforms),
+        )
 
 
 @event.listens_for(Session, "after_rollback")

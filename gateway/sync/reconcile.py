@@ -126,10 +126,10 @@ def resend_failed(run: ReconciliationRun, platform: Platform) -> None:
     )
     run.resent = len(revived)
     db.session.commit()
-    from gateway.sync.jobs import schedule
+    if revived:
+        from gateway.sync.dispatch import ensure_drains
 
-    for outbox_id in revived:
-        schedule(outbox_id)
+        ensure_drains([platform.id])
 
 
 def stage_remote_balances(

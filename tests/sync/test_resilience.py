@@ -8,7 +8,8 @@ from sqlalchemy import update
 
 from gateway.db import db, utcnow
 from gateway.sync.circuit import CircuitBreaker
-from gateway.sync.jobs import QUEUED_MARKER, deliver, sweep
+from gateway.sync.dispatch import DRAIN_MARKER
+from gateway.sync.jobs import deliver, sweep
 from gateway.sync.limits import platform_slot
 from gateway.sync.models import OutboxItem
 from gateway.sync.policy import RetryPolicy
@@ -124,7 +125,7 @@ def test_sweeper_frees_rows_of_a_killed_worker(app, platform):
             .values(state="running", attempts=1, next_attempt_at=utcnow() - timedelta(seconds=1))
         )
         db.session.commit()
-        app.extensions["redis"].delete(QUEUED_MARKER + item.id)
+        app.extensions["redis"].delete(DRAIN_MARKER + item.platform_id)
         assert sweep()["expired_leases"] == 1
         db.session.expire_all()
         assert db.session.get(OutboxItem, item.id).state == "pending"
