@@ -9,6 +9,7 @@ on its own (the sync engine does, with backoff) and never logs headers, bodies o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
@@ -271,15 +272,23 @@ class HttpClient:
         self.timeout = timeout
         self.token_source = token_source
         self.default_headers = dict(default_headers or {})
-        self.session = session or self._new_session()
+        self.session = session or self._new_session(self.base_url)
 
     @staticmethod
-    def _new_session() -> requests.Session:
+    def _new_session(base_url: str) -> requests.Session:
         session = requests.Session()
         # No urllib3 retries: a retried POST could act twice; the sync engine retries with keys.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        # The environment's proxies and CA bundle, read once for this platform's host: requests
+        # otherwise scans the whole environment on every call, which cost more than a loopback
+        # call itself. Changing them takes a restart, as any other setting does.
+        session.proxies = requests.utils.get_environ_proxies(base_url)
+        session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        session.trust_env = False
         return session
 
     def url(self, path: str) -> str:

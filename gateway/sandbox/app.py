@@ -83,6 +83,6 @@ def create_sandbox_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
     app.wsgi_app = FaultMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, store.connect, settings["SANDBOX_FAULTS"]
+        app.wsgi_app, store.borrowed, settings["SANDBOX_FAULTS"]
     )
     return app

@@ -28,6 +28,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -195,14 +196,14 @@ class FaultMiddleware:
     def __init__(
         self,
         app: Callable[..., Any],
-        store_connect: Callable[[], sqlite3.Connection],
+        store_connection: Callable[[], AbstractContextManager[sqlite3.Connection]],
         default: Faults,
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.app = app
-        self._connect = store_connect
+        self._connection = store_connection
         self.default = default
         self._rng = rng or random.Random()  # noqa: S311 - fault dice, not cryptography
         self._sleep = sleep
@@ -217,8 +218,7 @@ class FaultMiddleware:
         return self.app(environ, start_response)
 
     def _fault(self, environ: dict[str, Any]) -> Response | None:
-        connection = self._connect()
-        try:
+        with self._connection() as connection:
             faults = load_faults(connection, self.default)
             if faults.latency_ms:
                 self._sleep(faults.latency_ms / 1000)
@@ -238,5 +238,3 @@ class FaultMiddleware:
                 status = self._rng.choice((500, 503))
                 return _problem(status, "sandbox_fault", "sandbox fault: server error")
             return None
-        finally:
-            connection.close()

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
 __all__ = ["SandboxServer", "is_loopback", "serve"]
 
@@ -26,12 +26,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _KeepAliveHandler(WSGIRequestHandler):
-    # HTTP/1.1 keeps connections open between requests, as a real partner's server does; on
-    # werkzeug's default HTTP/1.0 every call paid a new connection and a new thread.
-    protocol_version = "HTTP/1.1"
-
-
 class SandboxServer:
     """The sandbox app on werkzeug's threaded server, plus its webhook dispatcher.
 
@@ -40,7 +34,7 @@ class SandboxServer:
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
-        self.httpd = make_server(host, port, app, threaded=True, request_handler=_KeepAliveHandler)
+        self.httpd = make_server(host, port, app, threaded=True)
         self.host = host
         self.port = self.httpd.server_port
         self._thread: threading.Thread | None = None
@@ -70,6 +64,7 @@ class SandboxServer:
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(5.0)
+        self.app.extensions["sandbox"].store.close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -105,3 +100,4 @@ def serve(host: str, port: int, config: dict[str, Any] | None = None) -> None:
     finally:
         app.extensions["sandbox"].dispatcher.stop()
         server.httpd.server_close()
+        app.extensions["sandbox"].store.close()

@@ -3,16 +3,22 @@
 Every write runs in ``transaction()``, which takes SQLite's write lock up front (``BEGIN
 IMMEDIATE``): concurrent writers queue instead of failing halfway, so an idempotency check and the
 effect it guards can never interleave with another request's. WAL lets readers go on meanwhile.
+
+Connections are kept in a small pool between uses: opening one per use cost more than the
+request's own statements, and closing the last one checkpointed the WAL every time.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["Store"]
+
+POOL_SIZE = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -145,10 +151,12 @@ DATA_TABLES = (
 
 
 class Store:
-    """Connections to the sandbox's SQLite file; each use opens and closes its own."""
+    """Connections to the sandbox's SQLite file, pooled; safe for many threads and processes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
 
     def connect(self) -> sqlite3.Connection:
         """A new connection in autocommit mode (transactions are explicit)."""
@@ -173,10 +181,36 @@ class Store:
             connection.close()
 
     @contextmanager
+    def borrowed(self) -> Iterator[sqlite3.Connection]:
+        """An autocommit connection from the pool, given back (or closed) afterwards."""
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = self.connect()
+        try:
+            yield connection
+        finally:
+            self._give_back(connection)
+
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        if not connection.in_transaction:
+            with self._lock:
+                if len(self._idle) < POOL_SIZE:
+                    self._idle.append(connection)
+                    return
+        connection.close()  # one left mid-transaction is not trusted again
+
+    def close(self) -> None:
+        """Close the idle connections (the server stopped)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the write lock from its start; rolled back on error."""
-        connection = self.connect()
-        try:
+        with self.borrowed() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -184,17 +218,12 @@ class Store:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        finally:
-            connection.close()
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A connection for reads (one consistent snapshot per statement)."""
-        connection = self.connect()
-        try:
+        with self.borrowed() as connection:
             yield connection
-        finally:
-            connection.close()
 
     def wipe(self, connection: sqlite3.Connection) -> None:
         """Delete every member, transfer, token, endpoint, delivery and fault setting."""

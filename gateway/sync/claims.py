@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from gateway.db import db, utcnow
@@ -21,7 +21,7 @@ from gateway.sync.models import OutboxItem
 OPEN_STATES = ("pending", "running")
 
 
-def claimable(now: datetime) -> ColumnElement[bool]:
+def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Rows that may run at ``now``: pending, due, and with no unfinished dependency."""
     dependency = aliased(OutboxItem)
     waiting = exists().where(
@@ -38,6 +38,27 @@ def _lease(now: datetime, lease_seconds: float) -> dict:
     }
 
 
+# The drain claims many times a second: its statements are built once, with parameters.
+_DUE_IDS = (
+    select(OutboxItem.id)
+    .where(OutboxItem.platform_id == bindparam("platform_id"), claimable(bindparam("now")))
+    .order_by(OutboxItem.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE_ROWS = (
+    update(OutboxItem)
+    # ``pending`` again: on SQLite nothing was locked, and another drain may have won.
+    .where(OutboxItem.id.in_(bindparam("ids", expanding=True)), OutboxItem.state == "pending")
+    .values(
+        state="running",
+        attempts=OutboxItem.attempts + 1,
+        next_attempt_at=bindparam("lease_until"),
+    )
+    .returning(OutboxItem)
+)
+
+
 def claim_due(platform_id: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
     """Claim up to ``limit`` claimable rows of the platform, oldest due first (not committed)."""
     now = utcnow()
@@ -45,23 +66,13 @@ def claim_due(platform_id: str, limit: int, lease_seconds: float) -> list[Outbox
     # PostgreSQL may run such a subquery again for every row it scans, so that one claim took
     # every due row (400 for a limit of 8 in bench_sync) and took seconds doing it.
     ids = db.session.scalars(
-        select(OutboxItem.id)
-        .where(OutboxItem.platform_id == platform_id, claimable(now))
-        .order_by(OutboxItem.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        _DUE_IDS, {"platform_id": platform_id, "now": now, "limit": limit}
     ).all()
     if not ids:
         return []
-    statement = (
-        update(OutboxItem)
-        # ``pending`` again: on SQLite nothing was locked, and another drain may have won.
-        .where(OutboxItem.id.in_(ids), OutboxItem.state == "pending")
-        .values(**_lease(now, lease_seconds))
-        .returning(OutboxItem)
-    )
     claimed = db.session.scalars(
-        statement,
+        _LEASE_ROWS,
+        {"ids": ids, "lease_until": now + timedelta(seconds=lease_seconds)},
         # The rows' new state comes back from the UPDATE; an older copy in this session
         # (a row retried within one drain) must not hide it.
         execution_options={"populate_existing": True, "synchronize_session": False},

@@ -39,9 +39,12 @@ from gateway.sync.verdicts import Verdict, record
 
 MAX_THREADS = 8
 SLICE_SECONDS = 10.0
-# Calls queued per thread: one running, one waiting, so a thread never idles while the job's
-# thread writes verdicts and claims the next rows.
-DEPTH_PER_THREAD = 2
+# Calls queued per thread: one running and two waiting, so the threads never idle while the
+# job's thread writes the verdicts of the last ones and claims the next; and it does that once
+# per thread's worth of finished calls times ``SETTLE_PER_THREAD``, so its fixed cost per round
+# (a claim and a commit) is shared by several rows.
+DEPTH_PER_THREAD = 3
+SETTLE_PER_THREAD = 2
 NO_SLOT_RETRY_SECONDS = 1.0
 
 InFlight = dict[Future[Sent], tuple[OutboxItem, handlers.Call]]
@@ -123,7 +126,9 @@ class Drain:
                     if claimed or (claiming and released_here):
                         continue  # rows just made due (a registration's dependents) go now
                     break
-                finished = self._collect(inflight, at_least=min(threads, len(inflight)))
+                finished = self._collect(
+                    inflight, at_least=min(threads * SETTLE_PER_THREAD, len(inflight))
+                )
                 if self.turn.account(finished):
                     claiming = False  # the circuit opened: finish what is in flight, then stop
                 settled += finished

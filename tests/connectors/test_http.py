@@ -284,3 +284,16 @@ def test_responses_is_really_in_use(mock, client):
         client.request("GET", "not-mocked")
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
     assert isinstance(mock, responses.RequestsMock)
+
+
+def test_the_environment_proxies_are_read_once_for_the_host(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example.org")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/partner-ca.pem")
+    proxied = HttpClient("https://partner.example.org/api")
+    direct = HttpClient("https://direct.example.org/api")
+    assert proxied.session.proxies.get("https") == "http://proxy.internal:3128"
+    assert "https" not in direct.session.proxies
+    assert proxied.session.verify == "/etc/ssl/partner-ca.pem"
+    # Per request, requests would scan the environment again: that is what was turned off.
+    assert proxied.session.trust_env is False
