@@ -29,20 +29,25 @@ def _member_of(account_id: str | None) -> str | None:
     return account.member_id if account is not None else None
 
 
-def _open_registration(member_id: str | None, platform_id: str) -> OutboxItem | None:
-    if member_id is None:
-        return None
-    return db.session.scalar(
+def _open_registrations(members: list[str], platform_ids: set[str]) -> dict[str, OutboxItem]:
+    """Per platform, the newest unfinished registration of the first of ``members`` that has
+    one there (the payer's before the payee's): one query for every platform."""
+    rows = db.session.scalars(
         select(OutboxItem)
         .where(
-            OutboxItem.member_id == member_id,
-            OutboxItem.platform_id == platform_id,
+            OutboxItem.member_id.in_(members),
+            OutboxItem.platform_id.in_(platform_ids),
             OutboxItem.kind == "register_member",
             OutboxItem.state.not_in(FINAL_STATES),
         )
-        .order_by(OutboxItem.created_at.desc())
-        .limit(1)
-    )
+        .order_by(OutboxItem.created_at)
+    ).all()
+    found: dict[str, OutboxItem] = {}
+    for member_id in reversed(members):  # the payer last, so that it wins
+        for row in rows:  # oldest first, so that the newest wins
+            if row.member_id == member_id:
+                found[row.platform_id] = row
+    return found
 
 
 def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
@@ -54,11 +59,18 @@ def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
     members = [m for m in (payer, payee) if m]
     if not members:
         return []
-    links = db.session.scalars(
-        select(PlatformLink).where(
-            PlatformLink.member_id.in_(members), PlatformLink.state.in_(MIRRORED_LINK_STATES)
+    platform_ids = set(
+        db.session.scalars(
+            select(PlatformLink.platform_id).where(
+                PlatformLink.member_id.in_(members),
+                PlatformLink.state.in_(MIRRORED_LINK_STATES),
+            )
         )
-    ).all()
+    )
+    platform_ids.discard(transaction.external_platform_id)  # it came from there
+    if not platform_ids:
+        return []
+    registrations = _open_registrations(members, platform_ids)
     payload: dict[str, Any] = {
         "payer_member_id": payer,
         "payee_member_id": payee,
@@ -66,23 +78,16 @@ def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
         "description": transaction.description,
         "occurred_at": transaction.occurred_at.isoformat(),
     }
-    rows = []
-    for platform_id in sorted({link.platform_id for link in links}):
-        if transaction.external_platform_id == platform_id:
-            continue  # it came from there
-        registration = _open_registration(payer, platform_id) or _open_registration(
-            payee, platform_id
+    return [
+        record_effect(
+            platform_id=platform_id,
+            kind="push_transfer",
+            transaction_id=transaction.id,
+            payload=payload,
+            depends_on=registrations.get(platform_id),
         )
-        rows.append(
-            record_effect(
-                platform_id=platform_id,
-                kind="push_transfer",
-                transaction_id=transaction.id,
-                payload=payload,
-                depends_on=registration,
-            )
-        )
-    return rows
+        for platform_id in sorted(platform_ids)
+    ]
 
 
 def mirror_reversal(reversal: Transaction) -> list[OutboxItem]:
