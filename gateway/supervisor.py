@@ -146,6 +146,9 @@ def run_all(host: str, port: int, with_sandbox: bool = True) -> int:
         check_services(app)
         upgrade(app.extensions["db"].engine)
         signal.signal(signal.SIGTERM, _raise_stop)
+        # Started from a shell's background job, Python inherits SIGINT ignored: Ctrl-C (or
+        # kill -INT) must still stop everything.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sandbox_url = f"http://{host}:{port + SANDBOX_PORT_OFFSET}"
         if sandbox:
             sandbox.start(env)

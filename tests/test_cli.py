@@ -94,13 +94,20 @@ def test_help_lists_every_command():
         assert f"  {command} " in result.output
 
 
+def _as_a_background_job() -> None:
+    # What a non-interactive shell does to a command started with `&`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
-def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port):
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "background-job"])
+def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port, background):
     """`gateway run` on embedded defaults: ready, then Ctrl-C leaves no process behind."""
     env = _clean_env(tmp_path)
     env.pop("TEST_DATABASE_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", "--port", str(unused_port)],
+        preexec_fn=_as_a_background_job if background else None,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -133,7 +140,12 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port):
         time.sleep(1.0)
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # the supervisor stops its children on SIGTERM too
+            output, _ = process.communicate(timeout=30)
+            pytest.fail(f"Ctrl-C did not stop `gateway run`:\n{output}")
     assert process.returncode == 0, output
     assert "Gateway ready at" in output
     for pid in map(int, children):
