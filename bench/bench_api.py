@@ -21,11 +21,18 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import requests
 
-from bench.harness import gunicorn_server, measure, report, scratch_database
+from bench.harness import (
+    gunicorn_server,
+    measure,
+    report,
+    scratch_database,
+    server_cpu_seconds,
+)
 from gateway import create_app, embedded_redis
 from gateway.auth.models import OAuthClient
 from gateway.auth.tokens import issue_token
@@ -200,11 +207,12 @@ def run(seconds: float, threads: int) -> dict[str, float]:
                     post(*((alice, bob) if i % 2 else (bob, alice)))
 
                 measure(bare, 1.0, threads)  # warm up every worker
-                baseline = measure(bare, seconds, threads)
-                callbacks = measure(callback, seconds, threads)
+                cpu = partial(server_cpu_seconds, base)
+                baseline = measure(bare, seconds, threads, cpu)
+                callbacks = measure(callback, seconds, threads, cpu)
                 time.sleep(0.5)
-                transactions = measure(transaction, seconds, threads)
-                hot = measure(hot_pair, seconds, threads)
+                transactions = measure(transaction, seconds, threads, cpu)
+                hot = measure(hot_pair, seconds, threads, cpu)
         finally:
             if own_redis:
                 own_redis.stop()

@@ -39,6 +39,8 @@ class Rate:
     operations: int
     seconds: float
     errors: int = 0
+    # Server CPU per successful operation, where the server's processes can be read.
+    cpu_ms_per_op: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -46,8 +48,16 @@ class Rate:
         return self.operations / self.seconds if self.seconds else 0.0
 
 
-def measure(operation: Callable[[int], None], seconds: float = 5.0, threads: int = 8) -> Rate:
-    """Run ``operation(i)`` from ``threads`` threads for ``seconds``; count successes and errors."""
+def measure(
+    operation: Callable[[int], None],
+    seconds: float = 5.0,
+    threads: int = 8,
+    cpu: Callable[[], float | None] | None = None,
+) -> Rate:
+    """Run ``operation(i)`` from ``threads`` threads for ``seconds``; count successes and errors.
+
+    ``cpu`` reads the server's CPU seconds; with it, the rate says what each operation cost.
+    """
     counter = iter(range(10**9))
     lock = threading.Lock()
     done = [0, 0]
@@ -66,13 +76,39 @@ def measure(operation: Callable[[int], None], seconds: float = 5.0, threads: int
                 with lock:
                     done[0] += 1
 
+    cpu_before = cpu() if cpu else None
     start = time.monotonic()
     workers = [threading.Thread(target=loop) for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    return Rate(done[0], time.monotonic() - start, done[1])
+    elapsed = time.monotonic() - start
+    cpu_after = cpu() if cpu else None
+    per_op = None
+    if cpu_before is not None and cpu_after is not None and done[0]:
+        per_op = (cpu_after - cpu_before) * 1000 / done[0]
+    return Rate(done[0], elapsed, done[1], per_op)
+
+
+_MASTERS: dict[str, int] = {}
+
+
+def server_cpu_seconds(base: str) -> float | None:
+    """CPU seconds the gunicorn workers serving ``base`` have used so far (Linux; else None)."""
+    master = _MASTERS.get(base)
+    children = Path(f"/proc/{master}/task/{master}/children")
+    if master is None or not children.exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in children.read_text().split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a worker that just exited
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 @contextmanager
@@ -112,20 +148,26 @@ def gunicorn_server(
                 time.sleep(0.1)
         else:
             raise RuntimeError("the benchmark server did not start")
+        _MASTERS[base] = process.pid
         yield base
     finally:
+        _MASTERS.pop(base, None)
         process.terminate()
         process.wait(timeout=15)
 
 
 def report(title: str, rows: list[tuple[str, Rate]], baseline: Rate) -> None:
-    """Print each rate and its ratio to the baseline."""
+    """Print each rate, its ratio to the baseline and, when known, its server CPU per operation."""
+
+    def cpu(rate: Rate) -> str:
+        return f"   {rate.cpu_ms_per_op:5.2f} ms CPU/op" if rate.cpu_ms_per_op is not None else ""
+
     print(f"\n{title}")
-    print(f"  {'baseline':<40} {baseline.per_second:10.1f} ops/s   1.00x")
+    print(f"  {'baseline':<40} {baseline.per_second:10.1f} ops/s   1.00x{cpu(baseline)}")
     for name, rate in rows:
         ratio = rate.per_second / baseline.per_second if baseline.per_second else 0.0
         errors = f"  ({rate.errors} errors)" if rate.errors else ""
-        print(f"  {name:<40} {rate.per_second:10.1f} ops/s   {ratio:.2f}x{errors}")
+        print(f"  {name:<40} {rate.per_second:10.1f} ops/s   {ratio:.2f}x{cpu(rate)}{errors}")
 
 
 @contextmanager
