@@ -165,3 +165,17 @@ def test_a_disabled_platform_is_left_alone(app, platform, partner):
         assert drain(platform.id) == "platform disabled"
         assert _states() == {"pending": 3}
         assert not [c for c in partner.calls if "/v1/" in c.request.url]
+
+
+def test_a_backlog_beyond_one_drain_s_threads_calls_a_helper(app, platform, partner):
+    answers = _Partner(delay=0.0)
+    partner.add_callback("POST", f"{BASE}/v1/members", callback=answers)
+    with app.app_context():
+        platform = _set_concurrency(platform, 12)  # more than one drain's 8 threads
+        _registrations(platform, 40)
+        queue = app.extensions["queue"]
+        queue.empty()
+        assert drain(platform.id) == "40 row(s) settled"
+        assert answers.most_in_flight <= 8
+        # Another worker was asked to take the other slots while the backlog lasted.
+        assert "gateway.sync.drain.drain" in [job.func_name for job in queue.jobs]
