@@ -163,6 +163,28 @@ def unused_port() -> int:
 
 
 @pytest.fixture
+def unused_port_block() -> int:
+    """A port P with P, P+1 and P+2 free (`gateway run` serves on all three).
+
+    Below the kernel's ephemeral range, so that no client connection of another test takes
+    P+1 or P+2 between this check and the server's bind.
+    """
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randrange(20000, 30000)  # noqa: S311 - a port, not a secret
+        try:
+            for offset in range(3):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no block of three free ports below 30000")
+
+
+@pytest.fixture
 def chromium() -> Iterator:
     """A headless Chromium driven by Playwright: Debian's package, found by its path."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -101,8 +101,9 @@ def _as_a_background_job() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background-job"])
-def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port, background):
+def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port_block, background):
     """`gateway run` on embedded defaults: ready, then Ctrl-C leaves no process behind."""
+    unused_port = unused_port_block
     env = _clean_env(tmp_path)
     env.pop("TEST_DATABASE_URL", None)
     process = subprocess.Popen(
@@ -124,8 +125,9 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port, backgr
                     break
             except requests.RequestException:
                 time.sleep(0.2)
-        assert ready is not None
-        assert ready.status_code == 200
+        if ready is None or ready.status_code != 200:
+            process.terminate()
+            pytest.fail(f"`gateway run` never got ready:\n{process.communicate(timeout=30)[0]}")
         assert requests.get(f"{base}/healthz", timeout=2).status_code == 200
         redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
         children = subprocess.run(
@@ -139,13 +141,14 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port, backgr
         # The supervisor polls health every 0.2 s before it announces the URLs.
         time.sleep(1.0)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            output, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.terminate()  # the supervisor stops its children on SIGTERM too
-            output, _ = process.communicate(timeout=30)
-            pytest.fail(f"Ctrl-C did not stop `gateway run`:\n{output}")
+        if process.returncode is None:  # else a failure above stopped it already
+            process.send_signal(signal.SIGINT)
+            try:
+                output, _ = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.terminate()  # the supervisor stops its children on SIGTERM too
+                output, _ = process.communicate(timeout=30)
+                pytest.fail(f"Ctrl-C did not stop `gateway run`:\n{output}")
     assert process.returncode == 0, output
     assert "Gateway ready at" in output
     for pid in map(int, children):
