@@ -38,6 +38,19 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     return value
 
 
+def _float(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
+    if not value >= minimum:  # NaN fails too
+        raise ConfigError(f"{name} must be at least {minimum}, not {raw}.")
+    return value
+
+
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     raw = environ.get(name) or default
     if raw not in choices:
@@ -173,6 +186,8 @@ def load_settings(
         "ENCRYPTION_KEYS": _encryption_keys(environ),
         "LEDGER_DEFAULT_CREDIT_LIMIT_MINUTES": -_int(environ, "LEDGER_CREDIT_LIMIT_MINUTES", 600),
         "SYNC_MAX_ATTEMPTS": _int(environ, "SYNC_MAX_ATTEMPTS", 8, minimum=1),
+        "SYNC_BACKOFF_BASE_SECONDS": _float(environ, "SYNC_BACKOFF_BASE_SECONDS", 2.0, 0.01),
+        "SYNC_BACKOFF_CAP_SECONDS": _float(environ, "SYNC_BACKOFF_CAP_SECONDS", 600.0, 0.01),
         "RECONCILE_INTERVAL_SECONDS": _int(environ, "RECONCILE_INTERVAL_SECONDS", 900, minimum=10),
         "SYNC_CIRCUIT_THRESHOLD": _int(environ, "SYNC_CIRCUIT_THRESHOLD", 5, minimum=1),
         "SYNC_CIRCUIT_COOLDOWN_SECONDS": _int(

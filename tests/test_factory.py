@@ -36,6 +36,9 @@ def test_defaults_need_nothing_set(tmp_path):
         ({"GATEWAY_ENV": "production"}, "SECRET_KEY must be set"),
         ({"SECRET_KEY": "short"}, "at least 32 characters"),
         ({"WEB_CONCURRENCY": "many"}, "WEB_CONCURRENCY must be a whole number"),
+        ({"SYNC_BACKOFF_BASE_SECONDS": "soon"}, "SYNC_BACKOFF_BASE_SECONDS must be a number"),
+        ({"SYNC_BACKOFF_CAP_SECONDS": "nan"}, "SYNC_BACKOFF_CAP_SECONDS must be at least"),
+        ({"SYNC_BACKOFF_CAP_SECONDS": "0"}, "SYNC_BACKOFF_CAP_SECONDS must be at least"),
         ({"SESSION_COOKIE_SECURE": "maybe"}, "must be true or false"),
         ({"GATEWAY_BASE_URL": "ftp://x"}, r"GATEWAY_BASE_URL must be an http\(s\) URL"),
     ],
@@ -44,6 +47,25 @@ def test_invalid_settings_say_what_is_wrong(tmp_path, environ, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_settings({"GATEWAY_DATA_DIR": str(tmp_path), **environ})
     assert "\n" not in str(info.value)
+
+
+def test_backoff_comes_from_the_environment(tmp_path):
+    settings = load_settings(
+        {
+            "GATEWAY_DATA_DIR": str(tmp_path),
+            "SYNC_BACKOFF_BASE_SECONDS": "0.5",
+            "SYNC_BACKOFF_CAP_SECONDS": "4",
+        }
+    )
+    assert (settings["SYNC_BACKOFF_BASE_SECONDS"], settings["SYNC_BACKOFF_CAP_SECONDS"]) == (
+        0.5,
+        4.0,
+    )
+    defaults = load_settings({"GATEWAY_DATA_DIR": str(tmp_path)})
+    assert (defaults["SYNC_BACKOFF_BASE_SECONDS"], defaults["SYNC_BACKOFF_CAP_SECONDS"]) == (
+        2.0,
+        600.0,
+    )
 
 
 def test_postgres_urls_use_psycopg():

@@ -86,6 +86,10 @@ def _worker(app_config: dict, name: str) -> subprocess.Popen:
         "GATEWAY_DATA_DIR": app_config["GATEWAY_DATA_DIR"],
         "SYNC_LEASE_SECONDS": "5",
         "SYNC_CIRCUIT_COOLDOWN_SECONDS": "3",
+        # Backoff as in production but in seconds, not minutes: a row that met six faults in a
+        # row would otherwise wait up to a minute, past the test's deadlines (seen in CI).
+        "SYNC_BACKOFF_BASE_SECONDS": "0.5",
+        "SYNC_BACKOFF_CAP_SECONDS": "4",
         "LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
