@@ -183,6 +183,7 @@ def load_settings(
         "QUEUE_NAME": environ.get("GATEWAY_QUEUE", "gateway"),
         "WEB_CONCURRENCY": _int(environ, "WEB_CONCURRENCY", 2, minimum=1),
         "MAX_CONTENT_LENGTH": _int(environ, "GATEWAY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+        "CALLBACK_MAX_BYTES": _int(environ, "CALLBACK_MAX_BYTES", 64 * 1024, minimum=1024),
         "ENCRYPTION_KEYS": _encryption_keys(environ),
         "LEDGER_DEFAULT_CREDIT_LIMIT_MINUTES": -_int(environ, "LEDGER_CREDIT_LIMIT_MINUTES", 600),
         "SYNC_MAX_ATTEMPTS": _int(environ, "SYNC_MAX_ATTEMPTS", 8, minimum=1),

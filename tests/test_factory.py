@@ -36,6 +36,7 @@ def test_defaults_need_nothing_set(tmp_path):
         ({"GATEWAY_ENV": "production"}, "SECRET_KEY must be set"),
         ({"SECRET_KEY": "short"}, "at least 32 characters"),
         ({"WEB_CONCURRENCY": "many"}, "WEB_CONCURRENCY must be a whole number"),
+        ({"CALLBACK_MAX_BYTES": "10"}, "CALLBACK_MAX_BYTES must be at least 1024"),
         ({"SYNC_BACKOFF_BASE_SECONDS": "soon"}, "SYNC_BACKOFF_BASE_SECONDS must be a number"),
         ({"SYNC_BACKOFF_CAP_SECONDS": "nan"}, "SYNC_BACKOFF_CAP_SECONDS must be at least"),
         ({"SYNC_BACKOFF_CAP_SECONDS": "0"}, "SYNC_BACKOFF_CAP_SECONDS must be at least"),

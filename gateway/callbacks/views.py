@@ -47,7 +47,7 @@ def receive(name: str) -> tuple[Response, int]:
     if known is None:
         raise Problem(404, "No enabled platform has that name.", type="unknown-platform")
     platform = known.platform
-    body = _body(current_app.config.get("CALLBACK_MAX_BYTES", 64 * 1024))
+    body = _body(current_app.config["CALLBACK_MAX_BYTES"])
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("webhook-")}
     try:
         webhook_id = verify(headers, body, known.secrets)
