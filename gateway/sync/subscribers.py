@@ -29,14 +29,14 @@ def _member_of(account_id: str | None) -> str | None:
     return account.member_id if account is not None else None
 
 
-def _open_registrations(members: list[str], platform_ids: set[str]) -> dict[str, OutboxItem]:
-    """Per platform, the newest unfinished registration of the first of ``members`` that has
-    one there (the payer's before the payee's): one query for every platform."""
+def _open_registrations(members: list[str], pending: set[tuple[str, str]]) -> dict[str, OutboxItem]:
+    """Per platform, the newest unfinished registration of the first of ``members`` whose link
+    there is still pending (``pending`` holds such (member, platform) pairs): one query."""
     rows = db.session.scalars(
         select(OutboxItem)
         .where(
-            OutboxItem.member_id.in_(members),
-            OutboxItem.platform_id.in_(platform_ids),
+            OutboxItem.member_id.in_({member for member, _ in pending}),
+            OutboxItem.platform_id.in_({platform for _, platform in pending}),
             OutboxItem.kind == "register_member",
             OutboxItem.state.not_in(FINAL_STATES),
         )
@@ -45,7 +45,7 @@ def _open_registrations(members: list[str], platform_ids: set[str]) -> dict[str,
     found: dict[str, OutboxItem] = {}
     for member_id in reversed(members):  # the payer last, so that it wins
         for row in rows:  # oldest first, so that the newest wins
-            if row.member_id == member_id:
+            if row.member_id == member_id and (member_id, row.platform_id) in pending:
                 found[row.platform_id] = row
     return found
 
@@ -59,18 +59,21 @@ def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
     members = [m for m in (payer, payee) if m]
     if not members:
         return []
-    platform_ids = set(
-        db.session.scalars(
-            select(PlatformLink.platform_id).where(
-                PlatformLink.member_id.in_(members),
-                PlatformLink.state.in_(MIRRORED_LINK_STATES),
-            )
+    links = db.session.execute(
+        select(PlatformLink.platform_id, PlatformLink.member_id, PlatformLink.state).where(
+            PlatformLink.member_id.in_(members),
+            PlatformLink.state.in_(MIRRORED_LINK_STATES),
+            # Not back to where it came from.
+            PlatformLink.platform_id != (transaction.external_platform_id or ""),
         )
-    )
-    platform_ids.discard(transaction.external_platform_id)  # it came from there
-    if not platform_ids:
+    ).all()
+    if not links:
         return []
-    registrations = _open_registrations(members, platform_ids)
+    platform_ids = sorted({link.platform_id for link in links})
+    # A push waits only for a registration still running: once a link is active its wallet is
+    # known, and in the usual case (every link active) no query is needed for it.
+    pending = {(link.member_id, link.platform_id) for link in links if link.state == "pending"}
+    registrations = _open_registrations(members, pending) if pending else {}
     payload: dict[str, Any] = {
         "payer_member_id": payer,
         "payee_member_id": payee,
@@ -86,7 +89,7 @@ def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
             payload=payload,
             depends_on=registrations.get(platform_id),
         )
-        for platform_id in sorted(platform_ids)
+        for platform_id in platform_ids
     ]
 
 

@@ -106,6 +106,22 @@ def test_a_pending_registration_goes_first(app):
         assert push.depends_on_id == registration.id
 
 
+def test_a_push_waits_only_for_a_registration_whose_link_is_pending(app):
+    from gateway.sync.outbox import record_effect
+
+    with app.app_context():
+        one = _platform("one")
+        alice, bob = create_member(), create_member()
+        _link(alice, one)  # active: her wallet there is known
+        _link(bob, one, state="pending")
+        record_effect(platform_id=one.id, kind="register_member", member_id=alice.id)
+        bobs = record_effect(platform_id=one.id, kind="register_member", member_id=bob.id)
+        _transfer(alice, bob)
+        db.session.commit()
+        (push,) = _rows()
+        assert push.depends_on_id == bobs.id
+
+
 def test_a_reversal_follows_the_pushes_and_reaches_the_origin(app):
     with app.app_context():
         one, two = _platform("one"), _platform("two")
