@@ -38,7 +38,8 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     return value
 
 
-def _float(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+def env_number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """The number ``name`` holds (``default`` when unset), or a ConfigError saying what's wrong."""
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -47,7 +48,7 @@ def _float(environ: Mapping[str, str], name: str, default: float, minimum: float
     except ValueError:
         raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
     if not value >= minimum:  # NaN fails too
-        raise ConfigError(f"{name} must be at least {minimum}, not {raw}.")
+        raise ConfigError(f"{name} must be at least {minimum:g}, not {raw}.")
     return value
 
 
@@ -187,8 +188,8 @@ def load_settings(
         "ENCRYPTION_KEYS": _encryption_keys(environ),
         "LEDGER_DEFAULT_CREDIT_LIMIT_MINUTES": -_int(environ, "LEDGER_CREDIT_LIMIT_MINUTES", 600),
         "SYNC_MAX_ATTEMPTS": _int(environ, "SYNC_MAX_ATTEMPTS", 8, minimum=1),
-        "SYNC_BACKOFF_BASE_SECONDS": _float(environ, "SYNC_BACKOFF_BASE_SECONDS", 2.0, 0.01),
-        "SYNC_BACKOFF_CAP_SECONDS": _float(environ, "SYNC_BACKOFF_CAP_SECONDS", 600.0, 0.01),
+        "SYNC_BACKOFF_BASE_SECONDS": env_number(environ, "SYNC_BACKOFF_BASE_SECONDS", 2.0, 0.01),
+        "SYNC_BACKOFF_CAP_SECONDS": env_number(environ, "SYNC_BACKOFF_CAP_SECONDS", 600.0, 0.01),
         "RECONCILE_INTERVAL_SECONDS": _int(environ, "RECONCILE_INTERVAL_SECONDS", 900, minimum=10),
         "SYNC_CIRCUIT_THRESHOLD": _int(environ, "SYNC_CIRCUIT_THRESHOLD", 5, minimum=1),
         "SYNC_CIRCUIT_COOLDOWN_SECONDS": _int(

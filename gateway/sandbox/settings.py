@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError
+from gateway.config import ConfigError, env_number
 from gateway.sandbox.faults import Faults
 
 __all__ = ["DEFAULT_CLIENT_SECRET", "LOOPBACK_HOSTS", "load_sandbox_settings"]
@@ -19,19 +19,6 @@ __all__ = ["DEFAULT_CLIENT_SECRET", "LOOPBACK_HOSTS", "load_sandbox_settings"]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Public on purpose: the sandbox is a development stand-in, never a real platform.
 DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105
-
-
-def _number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, not {raw}.")
-    return value
 
 
 def _hosts(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -54,19 +41,23 @@ def load_sandbox_settings(
         "SANDBOX_CLIENT_ID": environ.get("SANDBOX_CLIENT_ID", "gateway"),
         "SANDBOX_CLIENT_SECRET": environ.get("SANDBOX_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
         "SANDBOX_CLEARING_WALLET_ID": environ.get("SANDBOX_CLEARING_WALLET_ID", "w_clearing"),
-        "SANDBOX_TOKEN_TTL_SECONDS": int(_number(environ, "SANDBOX_TOKEN_TTL_SECONDS", 3600, 1)),
+        "SANDBOX_TOKEN_TTL_SECONDS": int(env_number(environ, "SANDBOX_TOKEN_TTL_SECONDS", 3600, 1)),
         "SANDBOX_CREDIT_LIMIT_MINUTES": int(
-            _number(environ, "SANDBOX_CREDIT_LIMIT_MINUTES", 600, 0)
+            env_number(environ, "SANDBOX_CREDIT_LIMIT_MINUTES", 600, 0)
         ),
         "SANDBOX_WEBHOOK_HOSTS": _hosts(environ, "SANDBOX_WEBHOOK_HOSTS"),
         "SANDBOX_REDIRECT_HOSTS": _hosts(environ, "SANDBOX_REDIRECT_HOSTS"),
-        "SANDBOX_WEBHOOK_MAX_ATTEMPTS": int(_number(environ, "SANDBOX_WEBHOOK_MAX_ATTEMPTS", 8, 1)),
+        "SANDBOX_WEBHOOK_MAX_ATTEMPTS": int(
+            env_number(environ, "SANDBOX_WEBHOOK_MAX_ATTEMPTS", 8, 1)
+        ),
         # The contract's senders retry for 3 days; the sandbox compresses that schedule.
-        "SANDBOX_WEBHOOK_RETRY_BASE_SECONDS": _number(
+        "SANDBOX_WEBHOOK_RETRY_BASE_SECONDS": env_number(
             environ, "SANDBOX_WEBHOOK_RETRY_BASE_SECONDS", 1.0, 0.0
         ),
-        "SANDBOX_WEBHOOK_POLL_SECONDS": _number(environ, "SANDBOX_WEBHOOK_POLL_SECONDS", 0.2, 0.01),
-        "SANDBOX_WEBHOOK_TIMEOUT_SECONDS": _number(
+        "SANDBOX_WEBHOOK_POLL_SECONDS": env_number(
+            environ, "SANDBOX_WEBHOOK_POLL_SECONDS", 0.2, 0.01
+        ),
+        "SANDBOX_WEBHOOK_TIMEOUT_SECONDS": env_number(
             environ, "SANDBOX_WEBHOOK_TIMEOUT_SECONDS", 5.0, 0.1
         ),
         "SANDBOX_FAULTS": Faults.from_environ(environ),
