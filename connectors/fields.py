@@ -35,12 +35,19 @@ def as_mapping(value: Any, where: str, code: str = "bad_response") -> Mapping[st
     return value
 
 
+def _without_nul(value: str, key: str, code: str) -> str:
+    # No store of ours can keep a NUL (PostgreSQL text cannot): refused as malformed.
+    if "\x00" in value:
+        raise Malformed(f"field {key!r} holds a NUL character", code)
+    return value
+
+
 def require_str(obj: Mapping[str, Any], key: str, code: str = "bad_response") -> str:
     """The string field ``key``; ``Malformed`` if absent or not a string."""
     value = obj.get(key)
     if not isinstance(value, str):
         raise Malformed(f"field {key!r} is missing or not a string", code)
-    return value
+    return _without_nul(value, key, code)
 
 
 def optional_str(obj: Mapping[str, Any], key: str, code: str = "bad_response") -> str | None:
@@ -50,7 +57,7 @@ def optional_str(obj: Mapping[str, Any], key: str, code: str = "bad_response") -
         return None
     if not isinstance(value, str):
         raise Malformed(f"field {key!r} is not a string", code)
-    return value
+    return _without_nul(value, key, code)
 
 
 def require_int(obj: Mapping[str, Any], key: str, code: str = "bad_response") -> int:

@@ -21,12 +21,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    from gateway import observability, problems, redis_client
+    from gateway import nul_guard, observability, problems, redis_client
     from gateway.db import Database
 
     Database().init_app(app)
     redis_client.init_app(app)
     problems.init_app(app)
+    nul_guard.init_app(app)
     observability.init_app(app)
 
     from gateway import csrf, i18n

@@ -116,6 +116,20 @@ def test_a_malformed_event_is_400(app, client, platform):
     assert _count(app) == 0
 
 
+@pytest.mark.parametrize("field", ["type", "description"])
+def test_a_nul_in_a_signed_event_is_400_and_stores_nothing(app, client, platform, field):
+    event = transfer_event("t1")
+    if field == "type":
+        event["type"] = "transfer.completed\u0000"
+    else:
+        event["data"]["description"] = "desk\u0000"
+    body, headers = signed(event)
+    response = _post(client, body, headers)
+    assert response.status_code == 400
+    assert "NUL" in response.get_json()["detail"]
+    assert _count(app) == 0
+
+
 def test_stored_even_when_redis_is_down(app, client, platform, unused_port):
     import redis
     from rq import Queue
