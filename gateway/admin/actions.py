@@ -15,7 +15,7 @@ from gateway.federation.models import Platform
 from gateway.jobs import task
 from gateway.problems import Problem
 from gateway.redis_client import get_queue
-from gateway.sync.dispatch import enqueue_items
+from gateway.sync.dispatch import ensure_drains
 from gateway.sync.models import OutboxItem
 from gateway.sync.reconcile import reconcile_platform
 
@@ -63,9 +63,9 @@ def retry_item(actor: str, item_id: str) -> OutboxItem:
     _audit(actor, "outbox.retry", "outbox", item.id, previous_state=previous)
     db.session.commit()
     try:
-        enqueue_items([item.id])
+        ensure_drains([item.platform_id])
     except RedisError:
-        log.warning("retry of %s saved; the sweeper will enqueue it (Redis unavailable)", item.id)
+        log.warning("retry of %s saved; the sweeper will dispatch it (Redis unavailable)", item.id)
     return item
 
 

@@ -18,7 +18,7 @@ from connectors.errors import ConnectorError, PermanentError
 from gateway.callbacks.drain import hand_over
 from gateway.callbacks.models import InboxEvent
 from gateway.callbacks.signature import SignatureError, verify
-from gateway.db import db, utcnow
+from gateway.db import db
 from gateway.federation.platforms import callback_platform
 from gateway.members.models import new_id
 from gateway.problems import Problem
@@ -62,17 +62,15 @@ def receive(name: str) -> tuple[Response, int]:
             503, "The event cannot be read now; send it again later.", headers={"Retry-After": "30"}
         ) from None
     inbox_id = new_id()
-    # A Core insert: the ORM's unit of work cost more than the statement for this one row.
+    # A Core insert: the ORM's unit of work cost more than the statement for this one row. The
+    # columns' defaults (received_at, state, attempts) still apply.
     values = {
         "id": inbox_id,
         "platform_id": platform.id,
         "webhook_id": webhook_id,
         "event_type": event.type[:64],
-        "received_at": utcnow(),
         "headers": headers,
         "body": body.decode("utf-8", errors="replace"),
-        "state": "received",
-        "attempts": 0,
     }
     try:
         db.session.execute(_INSERT, values)

@@ -10,7 +10,6 @@ the sweeper overrides them for rows overdue too long: a lost marker delays work,
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Iterable
@@ -18,19 +17,13 @@ from datetime import timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
 
-from gateway.db import db, utcnow
 from gateway.redis_client import get_queue, get_redis
-from gateway.sync.models import OutboxItem
-
-log = logging.getLogger(__name__)
 
 DRAIN_MARKER = "gateway:outbox:drain:"
 WAKE_MARKER = "gateway:outbox:wake:"
 # The outcome lives in the outbox rows; RQ need not keep results of successful drains.
 JOB_OPTIONS = {"job_timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
-REQUEUEABLE_STATES = ("dead", "skipped", "pending")
 
 
 def lease_seconds() -> int:
@@ -84,38 +77,3 @@ def wake(platform_id: str, delay: float) -> None:
     if get_redis().set(f"{WAKE_MARKER}{platform_id}:{second}", "1", nx=True, ex=int(delay) + 60):
         # RQ schedules in whole seconds, rounding down: one more keeps a wake from being early.
         enqueue_drain(platform_id, delay=second - time.time() + 1)
-
-
-def enqueue_items(outbox_ids: Iterable[str]) -> int:
-    """Hand these committed rows to the workers (inside an app context); returns how many."""
-    ids = list(outbox_ids)
-    if ids:
-        platforms = db.session.scalars(
-            select(OutboxItem.platform_id).where(OutboxItem.id.in_(ids)).distinct()
-        ).all()
-        ensure_drains(platforms)
-    return len(ids)
-
-
-def requeue(outbox_id: str) -> None:
-    """Give a dead, skipped or waiting row a fresh set of attempts, due now, and dispatch it.
-
-    Raises LookupError for an unknown row and ValueError for one running or succeeded.
-    """
-    item = db.session.get(OutboxItem, outbox_id)
-    if item is None:
-        raise LookupError(f"no outbox row {outbox_id}")
-    if item.state not in REQUEUEABLE_STATES:
-        raise ValueError(f"the row is {item.state}; only dead, skipped or pending rows")
-    item.state = "pending"
-    item.attempts = 0
-    item.next_attempt_at = utcnow()
-    item.completed_at = None
-    item.skipped_reason = None
-    db.session.commit()
-    try:
-        ensure_drains([item.platform_id])
-    except RedisError:
-        log.warning(
-            "requeue of %s saved; the sweeper will dispatch it (Redis unavailable)", item.id
-        )

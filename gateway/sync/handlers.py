@@ -49,40 +49,34 @@ class Links:
 
     def preload(self, items: Iterable[OutboxItem]) -> Links:
         """Read the links of every member ``items`` name (payer and payee too)."""
-        wanted = set()
+        wanted: set[str | None] = set()
         for item in items:
             payload = item.payload or {}
             wanted.update(
                 (item.member_id, payload.get("payer_member_id"), payload.get("payee_member_id"))
             )
-        wanted.discard(None)
-        wanted -= self._links.keys()
-        if wanted:
-            found = db.session.scalars(
-                select(PlatformLink)
-                .where(
-                    PlatformLink.platform_id == self.platform.id,
-                    PlatformLink.member_id.in_(wanted),
-                )
-                # Another worker may have activated a link since this session last read it.
-                .execution_options(populate_existing=True)
-            ).all()
-            self._links.update(dict.fromkeys(wanted))
-            self._links.update({link.member_id: link for link in found})
+        self._load(wanted)
         return self
 
     def get(self, member_id: str | None) -> PlatformLink | None:
         """The member's link to the platform, if any."""
         if member_id is None:
             return None
-        if member_id not in self._links:
-            self._links[member_id] = db.session.scalar(
-                select(PlatformLink).where(
-                    PlatformLink.member_id == member_id,
-                    PlatformLink.platform_id == self.platform.id,
-                )
-            )
+        self._load({member_id})
         return self._links[member_id]
+
+    def _load(self, member_ids: set[str | None]) -> None:
+        wanted = {m for m in member_ids if m is not None} - self._links.keys()
+        if not wanted:
+            return
+        found = db.session.scalars(
+            select(PlatformLink)
+            .where(PlatformLink.platform_id == self.platform.id, PlatformLink.member_id.in_(wanted))
+            # Another worker may have activated a link since this session last read it.
+            .execution_options(populate_existing=True)
+        ).all()
+        self._links.update(dict.fromkeys(wanted))
+        self._links.update({link.member_id: link for link in found})
 
 
 def member_data(member: Member, fields: list[str] | None) -> MemberData:
