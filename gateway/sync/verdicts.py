@@ -1,8 +1,9 @@
 """What an attempt's ending means for its row, and writing many such endings at once.
 
 Each claimed row ends its turn with one ``Verdict``: delivered, retry later (backoff with full
-jitter, the platform's Retry-After as a floor), dead letter, or put back without counting an
-attempt (our side was not ready). ``record`` writes a batch of verdicts (row states and their
+jitter, the platform's Retry-After as a floor), throttled (a 429: recorded, but it spends none of
+the row's attempts), dead letter, or put back without counting an attempt (our side was not
+ready). ``record`` writes a batch of verdicts (row states and their
 ``sync_attempts``) as two bulk statements in the caller's transaction.
 """
 
@@ -25,9 +26,9 @@ from gateway.sync.remote import ConflictError, PermanentError, RetryableError
 class Verdict:
     """The end of one claimed row's turn.
 
-    ``outcome`` is what ``sync_attempts`` records (ok, retry, dead, conflict); None means the
-    turn was no attempt at all, and the claim's attempt count is given back. ``label`` says in
-    a word what happened (the single-row job returns it).
+    ``outcome`` is what ``sync_attempts`` records (ok, retry, throttled, dead, conflict); None
+    means the turn was no attempt at all. Either that or ``counted`` False gives the claim's
+    attempt back. ``label`` says in a word what happened (the single-row job returns it).
     """
 
     item_id: str
@@ -41,6 +42,7 @@ class Verdict:
     retry_in: float | None = None
     started_at: datetime | None = None
     duration_ms: int = 0
+    counted: bool = True
     # For the circuit breaker: did the platform answer (True), fail (False), or not take part?
     platform_up: bool | None = None
 
@@ -75,10 +77,24 @@ def failed(item: OutboxItem, error: Exception, policy: RetryPolicy) -> Verdict:
         verdict.platform_up = True  # the platform answered; it is not down
         return verdict
     retry_after = error.retry_after if isinstance(error, RetryableError) else None
+    if getattr(error, "status", None) == 429:
+        # The platform is up and says when to come back. Throttling is no fault of the row: it
+        # must not spend the attempts a dead letter is decided on (a burst of 429s would
+        # otherwise kill good rows). A platform that throttles for ever shows as sync lag.
+        return Verdict(
+            item.id,
+            item.platform_id,
+            "pending",
+            "throttled",
+            outcome="throttled",
+            error=str(error),
+            code="throttled",
+            retry_in=policy.delay(max(1, item.attempts - 1), retry_after),
+            counted=False,
+        )
     code = type(error).__name__ if isinstance(error, RetryableError) else "unexpected"
-    # A 429 says the platform is up and when to come back: Retry-After handles it. An error of
-    # ours (not a connector's) says nothing about the platform either.
-    platform_up = None if getattr(error, "status", None) == 429 or code == "unexpected" else False
+    # An error of ours (not a connector's) says nothing about the platform.
+    platform_up = None if code == "unexpected" else False
     if policy.gives_up_after(item.attempts):
         verdict = dead(
             item, f"gave up after {item.attempts} attempts: {error}", "retries_exhausted"
@@ -112,9 +128,9 @@ def record(verdicts: list[Verdict]) -> set[str]:
     given_back = []
     for verdict in verdicts:
         row: dict[str, Any] = {"id": verdict.item_id, "state": verdict.state}
-        if verdict.outcome is None:
+        if verdict.outcome is None or not verdict.counted:
             given_back.append(verdict.item_id)
-        else:
+        if verdict.outcome is not None:
             row |= {"last_error": verdict.error, "last_error_code": verdict.code}
             attempts.append(
                 {

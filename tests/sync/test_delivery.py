@@ -90,8 +90,29 @@ def test_retry_after_is_a_floor(app, platform, partner):
             content_type=PROBLEM,
         )
         before = utcnow()
-        assert deliver(item.id) == "retry"
+        assert deliver(item.id) == "throttled"
         assert _reload(item.id).next_attempt_at >= before + timedelta(seconds=119)
+
+
+def test_throttling_spends_no_attempt(app, platform, partner):
+    """More 429s than attempts allowed: the row waits them out and is delivered, not killed."""
+    app.config["SYNC_MAX_ATTEMPTS"] = 2
+    with app.app_context():
+        member, item = consent(platform)
+        partner.post(f"{BASE}/v1/members", status=429, json={}, content_type=PROBLEM)
+        for _ in range(3):
+            assert deliver(item.id) == "throttled"
+            assert _reload(item.id).attempts == 0
+            _make_due(item.id)
+        partner.replace("POST", f"{BASE}/v1/members", status=503, json={}, content_type=PROBLEM)
+        assert deliver(item.id) == "retry"
+        _make_due(item.id)
+        partner.replace("POST", f"{BASE}/v1/members", status=201, json=member_json(member.id))
+        assert deliver(item.id) == "succeeded"
+        item = _reload(item.id)
+        assert item.attempts == 2
+        outcomes = db.session.scalars(select(SyncAttempt.outcome).order_by(SyncAttempt.started_at))
+        assert list(outcomes) == ["throttled"] * 3 + ["retry", "ok"]
 
 
 def test_permanent_error_is_dead_at_once(app, platform, partner):
