@@ -131,6 +131,7 @@ def gunicorn_server(
             "gthread",
             "--threads",
             "8",
+            "--reuse-port",
             "--log-level",
             "warning",
         ],

@@ -42,6 +42,8 @@ def serve(app: Flask, host: str, port: int) -> None:
             "workers": app.config["WEB_CONCURRENCY"],
             "worker_class": "gthread",
             "threads": 4,
+            # One listening socket per worker, balanced by the kernel (see deploy/gunicorn.conf.py).
+            "reuse_port": True,
             "accesslog": "-",
             # No query strings in access logs: they can carry authorization codes.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
