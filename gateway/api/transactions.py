@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import select
 
 from gateway.api import access
 from gateway.api.blueprint import bp
@@ -42,31 +41,24 @@ def _refuse(side: str, message: str, key: str | None = None) -> ValidationProble
     return ValidationProblem({side: {key: [message]} if key else [message]})
 
 
-# Member id -> their account (None: not created yet) and the member (None: not read yet).
-Known = dict[str, tuple[Account | None, Member | None]]
+# Member id -> their account, locked, and whether the member is active (members named by the
+# request who have an account; see ``ledger.lock_member_accounts``).
+Known = dict[str, tuple[Account, bool]]
 
 
-def _members_with_accounts(parties: list[dict[str, Any]]) -> Known:
-    """The accounts of the members the parties name, with their members: one query for both."""
-    member_ids = [str(party["member_id"]) for party in parties if "member_id" in party]
-    if not member_ids:
-        return {}
-    rows = db.session.execute(
-        select(Account, Member)
-        .join(Member, Member.id == Account.member_id)
-        .where(Account.member_id.in_(member_ids))
-    ).all()
-    return {row.Member.id: (row.Account, row.Member) for row in rows}
+def _active_member(side: str, member_id: str) -> None:
+    member = db.session.get(Member, member_id)
+    if member is None or not member.is_active:
+        raise _refuse(side, f"There is no active member {member_id}.", "member_id")
 
 
 def _member_account(side: str, member_id: str, known: Known) -> Account:
-    account, member = known.get(member_id, (None, None))
-    if member is None:
-        member = db.session.get(Member, member_id)
-    if member is None or not member.is_active:
-        raise _refuse(side, f"There is no active member {member_id}.", "member_id")
-    if account is not None:
+    if member_id in known:
+        account, active = known[member_id]
+        if not active:
+            raise _refuse(side, f"There is no active member {member_id}.", "member_id")
         return account
+    _active_member(side, member_id)
     return ledger.account_for_member(member_id)  # their first posting: the account is created
 
 
@@ -87,7 +79,7 @@ def _resolve(side: str, party: dict[str, Any], known: Known) -> Account:
         # Clearing accounts mirror the partner platforms: only the sync engine posts to them.
         raise _refuse(side, "Clearing accounts cannot be used here.", "account_id")
     if account.member_id is not None:
-        return _member_account(side, account.member_id, {account.member_id: (account, None)})
+        _active_member(side, account.member_id)
     return account
 
 
@@ -134,7 +126,10 @@ def post_transaction() -> Created:
     # In one global order: two postings creating the same two accounts on demand (a member's
     # first posting) in opposite orders would deadlock on each other's inserts.
     sides = sorted(("payer", "payee"), key=lambda side: sorted(data[side].items()))
-    known = _members_with_accounts([data["payer"], data["payee"]])
+    # The members' accounts are locked as they are read: the posting need not read them again.
+    known = ledger.lock_member_accounts(
+        str(data[side]["member_id"]) for side in sides if "member_id" in data[side]
+    )
     accounts = {side: _resolve(side, data[side], known) for side in sides}
     payer, payee = accounts["payer"], accounts["payee"]
     access.ensure_can_post(payer)

@@ -11,7 +11,7 @@ from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import MissingAuthorizationError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.auth.models import OAuthClient, OAuthToken, token_digest
 from gateway.db import db
@@ -21,20 +21,20 @@ from gateway.problems import Problem
 __all__ = ["current_member", "current_token", "require_oauth"]
 
 
+# With its client in one query (every API request runs it, so it is built once): a token whose
+# client is gone or revoked is as good as unknown.
+_TOKEN_BY_DIGEST = (
+    select(OAuthToken)
+    .join(OAuthClient, OAuthClient.client_id == OAuthToken.client_id)
+    .where(OAuthToken.access_token_hash == bindparam("digest"), OAuthClient.revoked_at.is_(None))
+)
+
+
 class _HashedBearerValidator(BearerTokenValidator):
     """Finds tokens by digest; refuses expired and revoked ones, and those of revoked clients."""
 
     def authenticate_token(self, token_string: str) -> OAuthToken | None:
-        # With its client in one query (every API request runs this): a token whose client is
-        # gone or revoked is as good as unknown.
-        return db.session.scalar(
-            select(OAuthToken)
-            .join(OAuthClient, OAuthClient.client_id == OAuthToken.client_id)
-            .where(
-                OAuthToken.access_token_hash == token_digest(token_string),
-                OAuthClient.revoked_at.is_(None),
-            )
-        )
+        return db.session.scalar(_TOKEN_BY_DIGEST, {"digest": token_digest(token_string)})
 
     def validate_token(self, token: OAuthToken | None, scopes: Any, request: Any) -> None:
         super().validate_token(token, scopes, request)

@@ -11,7 +11,10 @@ Concurrency: the accounts of a posting are locked before their balances are read
 FOR UPDATE`` in sorted id order on PostgreSQL (no deadlocks between postings), and on SQLite a
 first no-op write that takes the database's single write lock (BEGIN IMMEDIATE semantics). The
 cached balance is then written in the same transaction as the entries, so no update is lost and
-no limit is crossed. Locks are held until the caller commits: commit soon.
+no limit is crossed. Locks are held until the caller commits: commit soon. A caller that must
+read members' accounts anyway (the API resolving a posting's parties) locks them in that same
+read with ``lock_member_accounts``; the next posting in that transaction uses those fresh reads
+instead of reading the accounts again (later ones read them again, under the locks still held).
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.db import db, utcnow
@@ -63,6 +66,7 @@ __all__ = [
     "get_balance",
     "get_transaction",
     "list_organizations",
+    "lock_member_accounts",
     "post_transaction",
     "post_transfer",
     "reversal_of",
@@ -222,21 +226,73 @@ def _validate_entries(entries: Sequence[tuple[str, int]]) -> list[tuple[str, int
     return checked
 
 
-def _lock_accounts(account_ids: Iterable[str]) -> dict[str, Account]:
-    """Lock the accounts (sorted ids: a consistent order) and read their current rows."""
-    ids = sorted(set(account_ids))
+# Accounts locked and read by ``lock_member_accounts`` and not yet used by a posting: id -> the
+# account. Used once: a posting's balances could be undone by a rolled-back SAVEPOINT.
+_LOCKED_KEY = "gateway.ledger.locked"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: its locks are gone
+        session.info.pop(_LOCKED_KEY, None)
+
+
+def _take_write_lock_sqlite(*criteria: Any) -> None:
+    """SQLite ignores FOR UPDATE; a write is what takes its one write lock.
+
+    Taken before reading, it makes the balances read next current until the caller commits.
+    The write also makes pysqlite open a real transaction, so a later SAVEPOINT nests in it (one
+    opened outside a transaction would COMMIT when released).
+    """
+    db.session.execute(
+        update(Account)
+        .where(*criteria)
+        .values(balance_minutes=Account.balance_minutes)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def lock_member_accounts(member_ids: Iterable[str]) -> dict[str, tuple[Account, bool]]:
+    """Lock the accounts of these members and read them, with whether each member is active.
+
+    One statement on PostgreSQL (two on SQLite) where resolving a posting's parties and then
+    posting would take two reads. Members without an account yet are left out (their first
+    posting creates it). The accounts stay locked until the caller's transaction ends; the next
+    posting touching them uses these reads.
+    """
+    ids = sorted(set(member_ids))
+    if not ids:
+        return {}
     session = db.session
     if session.get_bind().dialect.name == "sqlite":
-        # SQLite ignores FOR UPDATE; a write is what takes its one write lock, and taking it
-        # before reading makes the balances read below current until the caller commits. The
-        # write also makes pysqlite open a real transaction, so the SAVEPOINT below nests in it
-        # (a SAVEPOINT opened outside one would COMMIT when released).
-        session.execute(
-            update(Account)
-            .where(Account.id.in_(ids))
-            .values(balance_minutes=Account.balance_minutes)
-            .execution_options(synchronize_session=False)
-        )
+        _take_write_lock_sqlite(Account.member_id.in_(ids))
+    rows = session.execute(
+        select(Account, Member.status)
+        .join(Member, Member.id == Account.member_id)
+        .where(Account.member_id.in_(ids))
+        .order_by(Account.id)
+        .with_for_update(of=Account)
+        .execution_options(populate_existing=True)
+    ).all()
+    locked = session.info.setdefault(_LOCKED_KEY, {})
+    found = {}
+    for account, status in rows:
+        locked[account.id] = account
+        found[account.member_id] = (account, status == "active")
+    return found
+
+
+def _lock_accounts(account_ids: Iterable[str]) -> dict[str, Account]:
+    """Lock the accounts (sorted ids: a consistent order) and read their current rows."""
+    session = db.session
+    locked: dict[str, Account] = session.info.get(_LOCKED_KEY, {})
+    wanted = set(account_ids)
+    accounts = {a: locked.pop(a) for a in wanted if a in locked}
+    ids = sorted(wanted - accounts.keys())
+    if not ids:
+        return accounts
+    if session.get_bind().dialect.name == "sqlite":
+        _take_write_lock_sqlite(Account.id.in_(ids))
     rows = session.scalars(
         select(Account)
         .where(Account.id.in_(ids))
@@ -244,7 +300,7 @@ def _lock_accounts(account_ids: Iterable[str]) -> dict[str, Account]:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    accounts = {account.id: account for account in rows}
+    accounts |= {account.id: account for account in rows}
     for account_id in ids:
         if account_id not in accounts:
             raise AccountNotFound(account_id)

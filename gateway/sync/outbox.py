@@ -13,15 +13,17 @@ import logging
 from typing import Any
 
 from flask import has_app_context
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import event, insert
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from gateway.db import db
+from gateway.db import db, utcnow
+from gateway.members.models import new_id
 from gateway.sync.models import OUTBOX_KINDS, OutboxItem
 
 log = logging.getLogger(__name__)
 
 _PENDING_KEY = "gateway.outbox.new"
+_INSERT = insert(OutboxItem.__table__)
 
 
 def record_effect(
@@ -33,20 +35,43 @@ def record_effect(
     payload: dict[str, Any] | None = None,
     depends_on: OutboxItem | None = None,
 ) -> OutboxItem:
-    """Add an outbound effect to the current transaction; it is dispatched after commit."""
+    """Add an outbound effect to the current transaction; it is dispatched after commit.
+
+    The row is inserted at once with a Core statement (every posting writes one; the unit of
+    work cost more than the SQL) and put in the session as a loaded row.
+    """
     if kind not in OUTBOX_KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
-    item = OutboxItem(
-        platform_id=platform_id,
-        kind=kind,
-        member_id=member_id,
-        transaction_id=transaction_id,
-        payload=payload or {},
-        depends_on_id=depends_on.id if depends_on else None,
-    )
     session = db.session
+    if session.new:
+        session.flush()  # the rows this one refers to (its member, its platform) go first
+    now = utcnow()
+    values = {
+        "id": new_id(),
+        "platform_id": platform_id,
+        "kind": kind,
+        "member_id": member_id,
+        "transaction_id": transaction_id,
+        "payload": payload or {},
+        "depends_on_id": depends_on.id if depends_on else None,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(_INSERT, values)
+    # Unset columns are SQL NULL (a JSON column given None would store JSON null).
+    item = OutboxItem(
+        **values,
+        last_error=None,
+        last_error_code=None,
+        result=None,
+        skipped_reason=None,
+        completed_at=None,
+    )
+    make_transient_to_detached(item)
     session.add(item)
-    session.flush()
     session.info.setdefault(_PENDING_KEY, set()).add(platform_id)
     return item
 

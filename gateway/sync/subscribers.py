@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.db import db
 from gateway.federation.models import PlatformLink
@@ -20,6 +20,14 @@ from gateway.sync.models import FINAL_STATES, OutboxItem
 from gateway.sync.outbox import record_effect
 
 MIRRORED_LINK_STATES = ("pending", "active")
+# Built once: every posting runs it.
+_LINKS_OF_MEMBERS = select(
+    PlatformLink.platform_id, PlatformLink.member_id, PlatformLink.state
+).where(
+    PlatformLink.member_id.in_(bindparam("members", expanding=True)),
+    PlatformLink.state.in_(MIRRORED_LINK_STATES),
+    PlatformLink.platform_id != bindparam("origin"),  # not back to where it came from
+)
 
 
 def _member_of(account_id: str | None) -> str | None:
@@ -60,12 +68,8 @@ def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
     if not members:
         return []
     links = db.session.execute(
-        select(PlatformLink.platform_id, PlatformLink.member_id, PlatformLink.state).where(
-            PlatformLink.member_id.in_(members),
-            PlatformLink.state.in_(MIRRORED_LINK_STATES),
-            # Not back to where it came from.
-            PlatformLink.platform_id != (transaction.external_platform_id or ""),
-        )
+        _LINKS_OF_MEMBERS,
+        {"members": members, "origin": transaction.external_platform_id or ""},
     ).all()
     if not links:
         return []

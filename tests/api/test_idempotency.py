@@ -255,12 +255,13 @@ def _commit_key_elsewhere(app, world, key: str, body: dict, response_body: str) 
 def test_a_request_that_loses_the_race_for_its_key_rolls_its_posting_back(
     app, client, world, monkeypatch, winner_body, status
 ):
-    # The other request commits its row while ours runs (after our look-up found nothing):
-    # ours posts, fails to insert the key, rolls back and answers as the winner's request.
+    # The other request commits its row while ours runs (after our look-up found nothing, before
+    # our posting takes its locks: on SQLite nobody commits after that): ours posts, fails to
+    # insert the key, rolls back and answers as the winner's request.
     from gateway.api import transactions
 
     body = _desk(world)
-    real = transactions._check_kind
+    real = transactions.load_json
 
     def other_request_commits_first(*args):
         _commit_key_elsewhere(
@@ -268,7 +269,7 @@ def test_a_request_that_loses_the_race_for_its_key_rolls_its_posting_back(
         )
         return real(*args)
 
-    monkeypatch.setattr(transactions, "_check_kind", other_request_commits_first)
+    monkeypatch.setattr(transactions, "load_json", other_request_commits_first)
     response = client.post(
         "/api/v1/transactions",
         data=json.dumps(body),

@@ -229,6 +229,80 @@ def test_refused_posting_leaves_the_callers_transaction_usable(db_session, accou
     assert _count(Transaction) == 0
 
 
+def _member_of(account_id: str) -> str:
+    return db.session.get(Account, account_id).member_id
+
+
+def test_locked_member_accounts_are_not_read_again_by_the_next_posting(db_session, accounts):
+    from sqlalchemy import event
+
+    anna, bruno = _member_of(accounts.anna), _member_of(accounts.bruno)
+    db_session.commit()
+    locked = ledger.lock_member_accounts([bruno, anna, "no-such-member"])
+    assert {m: (a.id, active) for m, (a, active) in locked.items()} == {
+        anna: (accounts.anna, True),
+        bruno: (accounts.bruno, True),
+    }
+    reads: list[str] = []
+    engine = db_session.get_bind()
+
+    def record(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and "ledger_accounts" in statement:
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        ledger.post_transfer(
+            payer_account_id=accounts.anna,
+            payee_account_id=accounts.bruno,
+            minutes=30,
+            description="first",
+        )
+        assert reads == []
+        # The reads are used once: the next posting reads the accounts again (under the locks).
+        ledger.post_transfer(
+            payer_account_id=accounts.anna,
+            payee_account_id=accounts.bruno,
+            minutes=20,
+            description="second",
+        )
+        assert len(reads) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    db_session.commit()
+    assert (cached_balance(accounts.anna), cached_balance(accounts.bruno)) == (-50, 50)
+
+
+def test_locked_reads_do_not_outlive_their_transaction(db_session, accounts):
+    anna = _member_of(accounts.anna)
+    db_session.commit()
+    ledger.lock_member_accounts([anna])
+    db_session.commit()  # the locks are gone (and the session keeps its objects unexpired)
+    # Another session moves the balance meanwhile; a stale read would let the limit be crossed.
+    with db_session.get_bind().begin() as other:
+        other.execute(
+            Account.__table__.update()
+            .where(Account.__table__.c.id == accounts.anna)
+            .values(balance_minutes=-590)
+        )
+    with pytest.raises(CreditLimitExceeded):
+        ledger.post_transfer(
+            payer_account_id=accounts.anna,
+            payee_account_id=accounts.bruno,
+            minutes=11,
+            description="",
+        )
+    db_session.rollback()
+
+
+def test_an_inactive_member_is_reported_as_such(db_session, accounts):
+    anna = _member_of(accounts.anna)
+    db_session.get(Member, anna).status = "disabled"
+    db_session.commit()
+    assert ledger.lock_member_accounts([anna])[anna][1] is False
+    db_session.rollback()
+
+
 def test_services_do_not_commit(db_session, accounts):
     ledger.post_transfer(
         payer_account_id=accounts.anna, payee_account_id=accounts.bruno, minutes=30, description=""
