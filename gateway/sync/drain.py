@@ -32,7 +32,7 @@ from gateway.sync.dispatch import (
     wake,
 )
 from gateway.sync.limits import PREFIX as SLOTS_PREFIX
-from gateway.sync.limits import platform_slots
+from gateway.sync.limits import SLOT_LEASE_SECONDS, HeldSlots, platform_slots
 from gateway.sync.models import OutboxItem
 from gateway.sync.policy import current_policy
 from gateway.sync.verdicts import Verdict, record
@@ -66,6 +66,7 @@ class Drain:
         self.lease = lease_seconds()
         self.settled = 0
         self.out_of_time = False
+        self.slots: HeldSlots | None = None
 
     def run(self) -> str:
         """The whole job: admission, the delivery loop, then the hand-over."""
@@ -86,13 +87,15 @@ class Drain:
         wanted = 1 if probe else min(platform.max_concurrency, MAX_THREADS)
         holder = f"drain-{uuid.uuid4().hex}"
         limit = platform.max_concurrency
-        with platform_slots(self.redis, platform.id, holder, wanted, limit, self.lease) as threads:
-            if threads == 0:
+        slot_lease = min(self.lease, SLOT_LEASE_SECONDS)
+        with platform_slots(self.redis, platform.id, holder, wanted, limit, slot_lease) as slots:
+            if slots.count == 0:
                 # Whoever holds the slots is draining; look again soon in case it died with them.
                 self.redis.delete(self.marker)
                 wake(platform.id, NO_SLOT_RETRY_SECONDS)
                 return "no free slot"
-            self._deliver(threads, probe, helpers_possible=not probe and wanted < limit)
+            self.slots = slots
+            self._deliver(slots.count, probe, helpers_possible=not probe and wanted < limit)
         self._hand_over()
         return f"{self.settled} row(s) settled"
 
@@ -104,6 +107,7 @@ class Drain:
         claiming = True
         with ThreadPoolExecutor(threads, thread_name_prefix="drain") as pool:
             while True:
+                self._keep_slots()
                 claimed: list[OutboxItem] = []
                 if claiming and time.monotonic() >= deadline:
                     claiming, self.out_of_time = False, True
@@ -137,11 +141,19 @@ class Drain:
         """Wait until ``at_least`` calls finished; settle every finished one."""
         verdicts: list[Verdict] = []
         while len(verdicts) < at_least:
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            done, _ = wait(inflight, timeout=self._renew_every(), return_when=FIRST_COMPLETED)
+            self._keep_slots()  # slow calls must not let the slots' lease run out
             for future in done:
                 item, call = inflight.pop(future)
                 verdicts.append(self.turn.settle(item, call, future.result()))
         return verdicts
+
+    def _keep_slots(self) -> None:
+        if self.slots is not None:
+            self.slots.keep_alive()
+
+    def _renew_every(self) -> float | None:
+        return self.slots.renew_every if self.slots is not None else None
 
     def _commit(self, verdicts: list[Verdict]) -> bool:
         """Write verdicts (with the rows just claimed) in one commit; wake released rows.

@@ -1,11 +1,14 @@
 """A per-platform concurrency limit across every worker process (a Redis semaphore with leases).
 
 Each holder is a member of a sorted set scored by its lease expiry, so a worker killed while
-holding a slot frees it when the lease runs out.
+holding a slot frees it when the lease runs out. A drain holds its slots for as long as it runs
+and renews their lease as it goes, so that lease can be short: a drain killed with SIGKILL
+gives its platform's slots back within ``SLOT_LEASE_SECONDS``, not the rows' longer lease.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +16,7 @@ from contextlib import contextmanager
 import redis
 
 PREFIX = "gateway:slots:"
+SLOT_LEASE_SECONDS = 30
 
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -56,6 +60,36 @@ return 0
 """
 
 
+class HeldSlots:
+    """The slots one drain holds; ``keep_alive`` renews their lease while the drain lives."""
+
+    def __init__(self, connection: redis.Redis, key: str, members: list[str], lease: float) -> None:
+        self.connection = connection
+        self.key = key
+        self.members = members
+        self.lease = lease
+        # Renewed when a third of the lease is gone: two renewals may fail before it runs out.
+        self.renew_every = lease / 3
+        self._renew_at = time.monotonic() + self.renew_every
+
+    @property
+    def count(self) -> int:
+        """How many slots are held."""
+        return len(self.members)
+
+    def keep_alive(self) -> None:
+        """Push the lease back once a third of it has passed (cheap to call often)."""
+        if not self.members or time.monotonic() < self._renew_at:
+            return
+        expiry = time.time() + self.lease
+        pipe = self.connection.pipeline(transaction=False)
+        # XX: a slot that expired meanwhile (the drain stalled past its lease) is not taken back.
+        pipe.zadd(self.key, dict.fromkeys(self.members, expiry), xx=True)
+        pipe.expire(self.key, max(1, math.ceil(self.lease)))
+        pipe.execute()
+        self._renew_at = time.monotonic() + self.renew_every
+
+
 @contextmanager
 def platform_slots(
     connection: redis.Redis,
@@ -63,22 +97,34 @@ def platform_slots(
     holder: str,
     wanted: int,
     limit: int,
-    lease_seconds: int = 180,
-) -> Iterator[int]:
-    """Yield how many of the ``wanted`` slots (0 to ``wanted``) were free and are now held.
+    lease_seconds: float = SLOT_LEASE_SECONDS,
+) -> Iterator[HeldSlots]:
+    """Hold as many of the ``wanted`` slots (0 to ``wanted``) as are free, for the block.
 
     One round trip takes them all, so a drain that works several calls at a time pays for its
-    slots once, not once per call; they are freed together when the block ends.
+    slots once, not once per call; they are freed together when the block ends. The holder
+    calls ``keep_alive`` as it works.
     """
     key = PREFIX + platform_id
     now = time.time()
     taken = int(
         connection.eval(
-            _ACQUIRE_MANY, 1, key, now, limit, wanted, now + lease_seconds, holder, lease_seconds
+            _ACQUIRE_MANY,
+            1,
+            key,
+            now,
+            limit,
+            wanted,
+            now + lease_seconds,
+            holder,
+            max(1, math.ceil(lease_seconds)),
         )
     )
+    slots = HeldSlots(
+        connection, key, [f"{holder}:{i}" for i in range(1, taken + 1)], lease_seconds
+    )
     try:
-        yield taken
+        yield slots
     finally:
-        if taken:
-            connection.zrem(key, *(f"{holder}:{i}" for i in range(1, taken + 1)))
+        if slots.members:
+            connection.zrem(key, *slots.members)

@@ -92,6 +92,23 @@ def test_a_dead_holder_frees_its_slot_when_the_lease_ends(redis_conn):
         assert slot
 
 
+def test_a_drains_slots_live_while_renewed_and_free_soon_after_it_dies(redis_conn):
+    import time
+
+    from gateway.sync.limits import platform_slots
+
+    with platform_slots(redis_conn, "p", "live", wanted=2, limit=3, lease_seconds=0.9) as live:
+        assert live.count == 2
+        with platform_slots(redis_conn, "p", "killed", wanted=5, limit=3, lease_seconds=0.9) as k:
+            assert k.count == 1  # one slot was left
+            k.members.clear()  # as if its worker died: nothing renews or releases it any more
+            for _ in range(6):  # 1.5 s: past both leases, but the live drain renews its own
+                time.sleep(0.25)
+                live.keep_alive()
+            with platform_slots(redis_conn, "p", "next", wanted=5, limit=3) as after:
+                assert after.count == 1  # the dead holder's slot is free; the live ones are not
+
+
 def test_full_platform_postpones_without_counting(app, platform, partner):
     with app.app_context():
         platform = db.session.merge(platform)
