@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -27,8 +29,11 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
 from bench.harness import LOOPBACK, free_port, scratch_database
+from connectors.interface import PlatformConfig, TransferData
+from connectors.timerepublik import TimeRepublikConnector
 from gateway import create_app, embedded_redis
 from gateway.db import db
+from gateway.devsetup import SANDBOX_CREDENTIALS
 from gateway.federation.models import Platform, PlatformLink
 from gateway.ledger import services as ledger
 from gateway.members.models import Member
@@ -103,6 +108,37 @@ def _check_nothing_delivered(transfers: int) -> None:
         raise RuntimeError(f"{transfers - waiting} push row(s) left before the timing started")
 
 
+def _raw_calls(sandbox: str, wallets: list[str], threads: int, transfers: int) -> float:
+    """Seconds ``threads`` threads take to make ``transfers`` transfers with the connector alone.
+
+    No outbox, no jobs, no database: what the HTTP client and the sandbox cost on this machine.
+    The engine cannot beat it; the gap between the two is the engine's own cost.
+    """
+    connector = TimeRepublikConnector(
+        PlatformConfig(name="raw", base_url=sandbox, credentials=SANDBOX_CREDENTIALS)
+    )
+    connector.get_balance(wallets[0])  # the token is fetched outside the timing
+
+    def make(n: int) -> None:
+        for i in range(n, transfers, threads):
+            reference = f"raw-{uuid.uuid4().hex}"
+            connector.create_transfer(
+                TransferData(
+                    payer_wallet_id=wallets[i % len(wallets)],
+                    payee_wallet_id=wallets[(i + 1) % len(wallets)],
+                    minutes=1,
+                    description="bench",
+                    external_reference=reference,
+                ),
+                reference,
+            )
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(make, range(threads)))
+    return time.monotonic() - started
+
+
 def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> float:
     """Run the benchmark; print and return throughput / bound."""
     with (
@@ -149,7 +185,7 @@ def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> flo
                     base_url=sandbox,
                     max_concurrency=workers,
                 )
-                platform.credentials = {"client_id": "gateway", "client_secret": "sandbox-secret"}
+                platform.credentials = SANDBOX_CREDENTIALS
                 db.session.add(platform)
                 db.session.commit()
                 people = []
@@ -190,6 +226,14 @@ def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> flo
                 started = time.monotonic()
                 ensure_drains([platform.id])
                 elapsed = _drain("push_transfer", transfers, timeout=600, since=started)
+                wallets = list(
+                    db.session.scalars(
+                        select(PlatformLink.remote_wallet_id).where(
+                            PlatformLink.platform_id == platform.id
+                        )
+                    )
+                )
+                raw = _raw_calls(sandbox, wallets, workers, transfers)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -204,6 +248,11 @@ def run(workers: int, transfers: int, latency_ms: int, members: int = 20) -> flo
     print(f"  bound N/latency                         {bound:10.1f} transfers/s   1.00x")
     print(
         f"  delivered                               {rate:10.1f} transfers/s   {rate / bound:.2f}x"
+    )
+    raw_rate = transfers / raw
+    print(
+        f"  the same calls, connector alone        {raw_rate:10.1f} transfers/s   "
+        f"{raw_rate / bound:.2f}x  (engine: {rate / raw_rate:.2f} of it)"
     )
     print(f"  ({transfers} transfers delivered in {elapsed:.2f} s)")
     return rate / bound

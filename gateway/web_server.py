@@ -1,4 +1,4 @@
-"""Serving the app with gunicorn from inside the `gateway web` command."""
+"""Serving a Flask app with gunicorn from our own commands (`gateway web`, `gateway sandbox`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from gunicorn.app.base import BaseApplication
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc] - gunicorn ships no type hints
+    """gunicorn serving an app object we already built, with settings given as a dict."""
+
     def __init__(self, app: Flask, options: dict[str, Any]) -> None:
         self.application = app
         self.options = options
@@ -31,11 +33,16 @@ def _child_exit(_server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
+def run_gunicorn(app: Flask, options: dict[str, Any]) -> None:
+    """Serve ``app`` with gunicorn and these settings until it is stopped."""
+    _Gunicorn(app, options).run()
+
+
 def serve(app: Flask, host: str, port: int) -> None:
     """Run gunicorn with ``WEB_CONCURRENCY`` worker processes."""
     # The master must hold no pooled connections when it forks the workers.
     app.extensions["db"].dispose()
-    _Gunicorn(
+    run_gunicorn(
         app,
         {
             "bind": f"{host}:{port}",
@@ -50,4 +57,4 @@ def serve(app: Flask, host: str, port: int) -> None:
             "timeout": 30,
             "child_exit": _child_exit,
         },
-    ).run()
+    )

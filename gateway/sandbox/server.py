@@ -14,6 +14,8 @@ from werkzeug.serving import make_server
 __all__ = ["SandboxServer", "is_loopback", "serve"]
 
 log = logging.getLogger(__name__)
+# Requests in progress at once (each may sleep for the configured latency); more wait their turn.
+SERVE_THREADS = 32
 
 
 def is_loopback(host: str) -> bool:
@@ -79,25 +81,46 @@ class SandboxServer:
 
 
 def serve(host: str, port: int, config: dict[str, Any] | None = None) -> None:
-    """Run the sandbox in the foreground until Ctrl-C."""
+    """Run the sandbox in the foreground until Ctrl-C, on gunicorn.
+
+    One process (its fault counters and webhook queue live in memory) with many threads (each
+    request may sleep for its latency), keeping connections alive as partners' servers do. A
+    simulated partner that costs little CPU leaves the machine to what a benchmark measures.
+    """
     from gateway.sandbox.app import create_sandbox_app
+    from gateway.web_server import run_gunicorn
 
     app = create_sandbox_app(config)
     if not is_loopback(host):
         log.warning("the sandbox has no real security; serving it on %s exposes it", host)
-    server = SandboxServer(app, host, port)
-    app.extensions["sandbox"].dispatcher.start()
+    sandbox = app.extensions["sandbox"]
+    sandbox.store.close()  # no SQLite connection may cross the fork into the worker
+    shown = f"[{host}]" if ":" in host else host
     print(
-        f"Sandbox timebank on {server.url} (client {app.config['SANDBOX_CLIENT_ID']}, "
+        f"Sandbox timebank on http://{shown}:{port} (client {app.config['SANDBOX_CLIENT_ID']}, "
         f"clearing wallet {app.config['SANDBOX_CLEARING_WALLET_ID']}, "
         f"data in {app.config['SANDBOX_DATA_DIR']}). Ctrl-C stops it.",
         flush=True,
     )
-    try:
-        server.httpd.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.extensions["sandbox"].dispatcher.stop()
-        server.httpd.server_close()
-        app.extensions["sandbox"].store.close()
+
+    def started(_worker: Any) -> None:
+        sandbox.dispatcher.start()
+
+    def stopping(_server: Any, _worker: Any) -> None:
+        sandbox.dispatcher.stop()
+        sandbox.store.close()
+
+    run_gunicorn(
+        app,
+        {
+            "bind": f"{shown}:{port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": SERVE_THREADS,
+            "timeout": 60,
+            "graceful_timeout": 5,
+            "loglevel": "warning",
+            "post_worker_init": started,
+            "worker_exit": stopping,
+        },
+    )
