@@ -8,7 +8,6 @@ gives its platform's slots back within ``SLOT_LEASE_SECONDS``, not the rows' lon
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,9 @@ import redis
 
 PREFIX = "gateway:slots:"
 SLOT_LEASE_SECONDS = 30
+# The set's own expiry only collects an idle platform's key: holders expire by their scores. It
+# is never set below what any holder's lease needs (single deliveries hold theirs for minutes).
+KEY_TTL_SECONDS = 3600
 
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -85,7 +87,7 @@ class HeldSlots:
         pipe = self.connection.pipeline(transaction=False)
         # XX: a slot that expired meanwhile (the drain stalled past its lease) is not taken back.
         pipe.zadd(self.key, dict.fromkeys(self.members, expiry), xx=True)
-        pipe.expire(self.key, max(1, math.ceil(self.lease)))
+        pipe.expire(self.key, KEY_TTL_SECONDS)
         pipe.execute()
         self._renew_at = time.monotonic() + self.renew_every
 
@@ -117,7 +119,7 @@ def platform_slots(
             wanted,
             now + lease_seconds,
             holder,
-            max(1, math.ceil(lease_seconds)),
+            KEY_TTL_SECONDS,
         )
     )
     slots = HeldSlots(
