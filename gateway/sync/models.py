@@ -77,7 +77,7 @@ class SyncAttempt(Base):
     platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
-    # ok, retry, dead, conflict (already there remotely: treated as done)
+    # ok, retry, throttled (a 429: no attempt spent), dead, conflict (already there remotely: done)
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
