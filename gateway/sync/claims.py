@@ -30,14 +30,6 @@ def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     return and_(OutboxItem.state == "pending", OutboxItem.next_attempt_at <= now, ~waiting)
 
 
-def _lease(now: datetime, lease_seconds: float) -> dict:
-    return {
-        "state": "running",
-        "attempts": OutboxItem.attempts + 1,
-        "next_attempt_at": now + timedelta(seconds=lease_seconds),
-    }
-
-
 # The drain claims many times a second: its statements are built once, with parameters.
 _DUE_IDS = (
     select(OutboxItem.id)
@@ -84,19 +76,13 @@ def claim_due(platform_id: str, limit: int, lease_seconds: float) -> list[Outbox
 def claim_one(outbox_id: str, lease_seconds: float) -> OutboxItem | None:
     """Claim one due pending row by id (committed); None when it is not ours to run."""
     now = utcnow()
-    claimed = db.session.execute(
-        update(OutboxItem)
-        .where(
-            OutboxItem.id == outbox_id,
-            OutboxItem.state == "pending",
-            OutboxItem.next_attempt_at <= now,
-        )
-        .values(**_lease(now, lease_seconds))
+    claimed = db.session.scalar(
+        _LEASE_ROWS.where(OutboxItem.next_attempt_at <= now),
+        {"ids": [outbox_id], "lease_until": now + timedelta(seconds=lease_seconds)},
+        execution_options={"populate_existing": True, "synchronize_session": False},
     )
     db.session.commit()
-    if claimed.rowcount != 1:
-        return None
-    return db.session.get(OutboxItem, outbox_id, populate_existing=True)
+    return claimed
 
 
 def has_due(platform_id: str) -> bool:

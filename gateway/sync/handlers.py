@@ -210,15 +210,9 @@ HANDLERS: dict[str, Callable[[OutboxItem, Platform, Links], Call]] = {
 }
 
 
-def prepare(item: OutboxItem, platform: Platform, links: Links | None = None) -> Call:
+def prepare(item: OutboxItem, platform: Platform, links: Links) -> Call:
     """Read what ``item`` needs and return its call; raises NotReady or a PermanentError."""
-    return HANDLERS[item.kind](item, platform, links or Links(platform))
-
-
-def run(item: OutboxItem, platform: Platform) -> dict[str, Any]:
-    """Perform ``item`` on ``platform`` in this thread; raises the connector's typed errors."""
-    call = prepare(item, platform)
-    return call.apply(call.send() if call.send else None)
+    return HANDLERS[item.kind](item, platform, links)
 
 
 def resolve_conflict(item: OutboxItem, platform: Platform, error: ConflictError) -> dict[str, Any]:

@@ -20,34 +20,6 @@ SLOT_LEASE_SECONDS = 30
 # is never set below what any holder's lease needs (single deliveries hold theirs for minutes).
 KEY_TTL_SECONDS = 3600
 
-_ACQUIRE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
-  return 1
-end
-return 0
-"""
-
-
-@contextmanager
-def platform_slot(
-    connection: redis.Redis, platform_id: str, holder: str, limit: int, lease_seconds: int = 180
-) -> Iterator[bool]:
-    """Yield True holding one of ``limit`` slots of the platform, or False when all are taken."""
-    key = PREFIX + platform_id
-    now = time.time()
-    acquired = bool(
-        connection.eval(_ACQUIRE, 1, key, now, limit, now + lease_seconds, holder, lease_seconds)
-    )
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            connection.zrem(key, holder)
-
-
 _ACQUIRE_MANY = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local taken = math.min(tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1]), tonumber(ARGV[3]))
@@ -130,3 +102,12 @@ def platform_slots(
     finally:
         if slots.members:
             connection.zrem(key, *slots.members)
+
+
+@contextmanager
+def platform_slot(
+    connection: redis.Redis, platform_id: str, holder: str, limit: int, lease_seconds: int = 180
+) -> Iterator[bool]:
+    """Yield True holding one of ``limit`` slots of the platform, or False when all are taken."""
+    with platform_slots(connection, platform_id, holder, 1, limit, lease_seconds) as slots:
+        yield slots.count == 1
