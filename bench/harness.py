@@ -97,8 +97,10 @@ _MASTERS: dict[str, int] = {}
 def server_cpu_seconds(base: str) -> float | None:
     """CPU seconds the gunicorn workers serving ``base`` have used so far (Linux; else None)."""
     master = _MASTERS.get(base)
+    if master is None:
+        return None
     children = Path(f"/proc/{master}/task/{master}/children")
-    if master is None or not children.exists():
+    if not children.exists():
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0

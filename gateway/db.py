@@ -8,7 +8,13 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Session,
+    make_transient_to_detached,
+    scoped_session,
+    sessionmaker,
+)
 from sqlalchemy.types import TypeDecorator
 from werkzeug.local import LocalProxy
 
@@ -127,6 +133,17 @@ class Database:
         """Close pooled connections (after fork, or at shutdown)."""
         if self._engine is not None:
             self._engine.dispose()
+
+
+def add_as_loaded(session: Session, *objects: Base) -> None:
+    """Put objects whose rows a Core INSERT just wrote into ``session`` as loaded rows.
+
+    No SQL: on hot paths a Core insert costs less than the unit of work's flush, and the objects
+    then behave as if flushed and read back. Every column must be set on them.
+    """
+    for obj in objects:
+        make_transient_to_detached(obj)
+    session.add_all(objects)
 
 
 def get_db(app: Flask) -> Database:

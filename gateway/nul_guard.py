@@ -9,7 +9,7 @@ the fields it reads (``connectors.fields``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flask import Flask, request
@@ -38,7 +38,7 @@ def _nul_paths(value: Any, path: str) -> Iterator[str]:
             yield from _nul_paths(item, f"{path}.{index}" if path else str(index))
 
 
-def _first_in(pairs: Iterator[tuple[str, str]]) -> str | None:
+def _first_in(pairs: Iterable[tuple[str, str]]) -> str | None:
     for key, value in pairs:
         if NUL in key or NUL in value:
             return key.replace(NUL, "\\0")
@@ -49,11 +49,11 @@ def refuse_nul() -> None:
     """A ``before_request`` hook: raise a problem if any input of the request holds a NUL."""
     if NUL in request.path:
         raise Problem(404, "No resource has that address.")
-    field = _first_in(iter(request.args.items(multi=True)))
+    field = _first_in(request.args.items(multi=True))
     if field is None and request.method in ("POST", "PUT", "PATCH"):
         if request.path.startswith(UNCHECKED_BODIES):
             return
-        field = _first_in(iter(request.form.items(multi=True)))
+        field = _first_in(request.form.items(multi=True))
         if field is None and request.is_json:
             body = request.get_json(silent=True)  # cached: the view reads the same parse
             field = next(_nul_paths(body, ""), None)

@@ -46,20 +46,20 @@ def _refuse(side: str, message: str, key: str | None = None) -> ValidationProble
 Known = dict[str, tuple[Account, bool]]
 
 
-def _active_member(side: str, member_id: str) -> None:
-    member = db.session.get(Member, member_id)
-    if member is None or not member.is_active:
+def _active_member(side: str, member_id: str, active: bool | None = None) -> None:
+    """Refuse a member who is gone or not active (``active`` when already known)."""
+    if active is None:
+        member = db.session.get(Member, member_id)
+        active = member is not None and member.is_active
+    if not active:
         raise _refuse(side, f"There is no active member {member_id}.", "member_id")
 
 
 def _member_account(side: str, member_id: str, known: Known) -> Account:
-    if member_id in known:
-        account, active = known[member_id]
-        if not active:
-            raise _refuse(side, f"There is no active member {member_id}.", "member_id")
-        return account
-    _active_member(side, member_id)
-    return ledger.account_for_member(member_id)  # their first posting: the account is created
+    account, active = known.get(member_id, (None, None))
+    _active_member(side, member_id, active)
+    # Without a known account this is their first posting: the account is created.
+    return account if account is not None else ledger.account_for_member(member_id)
 
 
 def _resolve(side: str, party: dict[str, Any], known: Known) -> Account:

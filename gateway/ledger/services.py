@@ -30,10 +30,10 @@ from flask import current_app
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached, selectinload
+from sqlalchemy.orm import Session, SessionTransaction, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from gateway.db import db, utcnow
+from gateway.db import add_as_loaded, db, utcnow
 from gateway.ledger.errors import (
     AccountNotFound,
     AlreadyReversed,
@@ -417,9 +417,7 @@ def _write(
         set_committed_value(accounts[account_id], "balance_minutes", balance)
     txn = Transaction(**values)
     txn.entries = [Entry(id=entry_id, **row) for entry_id, row in zip(ids, rows, strict=True)]
-    for obj in (*txn.entries, txn):
-        make_transient_to_detached(obj)
-    session.add(txn)
+    add_as_loaded(session, *txn.entries, txn)
     return txn
 
 

@@ -28,6 +28,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _url_host(host: str) -> str:
+    """``host`` as it appears in a URL (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host else host
+
+
 class SandboxServer:
     """The sandbox app on werkzeug's threaded server, plus its webhook dispatcher.
 
@@ -44,8 +49,7 @@ class SandboxServer:
     @property
     def url(self) -> str:
         """The server's base URL."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{_url_host(self.host)}:{self.port}"
 
     def start(self) -> SandboxServer:
         """Serve from a daemon thread and start delivering webhooks."""
@@ -95,7 +99,7 @@ def serve(host: str, port: int, config: dict[str, Any] | None = None) -> None:
         log.warning("the sandbox has no real security; serving it on %s exposes it", host)
     sandbox = app.extensions["sandbox"]
     sandbox.store.close()  # no SQLite connection may cross the fork into the worker
-    shown = f"[{host}]" if ":" in host else host
+    shown = _url_host(host)
     print(
         f"Sandbox timebank on http://{shown}:{port} (client {app.config['SANDBOX_CLIENT_ID']}, "
         f"clearing wallet {app.config['SANDBOX_CLEARING_WALLET_ID']}, "

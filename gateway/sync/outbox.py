@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import has_app_context
 from sqlalchemy import event, insert
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from gateway.db import db, utcnow
+from gateway.db import add_as_loaded, db, utcnow
 from gateway.members.models import new_id
 from gateway.sync.models import OUTBOX_KINDS, OutboxItem
 
@@ -70,8 +70,7 @@ def record_effect(
         skipped_reason=None,
         completed_at=None,
     )
-    make_transient_to_detached(item)
-    session.add(item)
+    add_as_loaded(session, item)
     session.info.setdefault(_PENDING_KEY, set()).add(platform_id)
     return item
 

@@ -65,6 +65,19 @@ def consent(platform: Platform, **member_fields):
     return member, item
 
 
+def consent_and_update(platform: Platform):
+    """``consent``, then an update of the member that waits for its registration; committed."""
+    member, registration = consent(platform)
+    update = record_effect(
+        platform_id=platform.id,
+        kind="update_member",
+        member_id=member.id,
+        depends_on=registration,
+    )
+    db.session.commit()
+    return member, registration, update
+
+
 def member_json(member_id: str, n: int = 1, email: str = "m@example.org") -> dict:
     """The partner's answer for a created member."""
     return {

@@ -13,7 +13,7 @@ from gateway.sync.jobs import deliver
 from gateway.sync.models import OutboxItem, SyncAttempt
 from gateway.sync.outbox import record_effect
 from tests.factories import create_member
-from tests.sync.conftest import BASE, consent, member_json
+from tests.sync.conftest import BASE, consent, consent_and_update, member_json
 
 PROBLEM = "application/problem+json"
 
@@ -185,14 +185,7 @@ def test_a_claimed_row_runs_once(app, platform, partner):
 
 def test_dependent_row_waits_for_its_dependency(app, platform, partner):
     with app.app_context():
-        member, registration = consent(platform)
-        update = record_effect(
-            platform_id=platform.id,
-            kind="update_member",
-            member_id=member.id,
-            depends_on=registration,
-        )
-        db.session.commit()
+        member, registration, update = consent_and_update(platform)
         assert deliver(update.id) == "waiting for dependency"
         assert _reload(update.id).attempts == 0
         partner.post(f"{BASE}/v1/members", status=201, json=member_json(member.id))
@@ -205,13 +198,7 @@ def test_dependent_row_waits_for_its_dependency(app, platform, partner):
 
 def test_dependent_of_a_dead_row_dies(app, platform, partner):
     with app.app_context():
-        member, registration = consent(platform)
-        update = record_effect(
-            platform_id=platform.id,
-            kind="update_member",
-            member_id=member.id,
-            depends_on=registration,
-        )
+        _member, registration, update = consent_and_update(platform)
         registration.state = "dead"
         db.session.commit()
         assert deliver(update.id) == "dependency failed"

@@ -17,7 +17,7 @@ from gateway.sync.drain import drain
 from gateway.sync.models import OutboxItem, SyncAttempt
 from gateway.sync.outbox import record_effect
 from tests.factories import create_member
-from tests.sync.conftest import BASE, consent, member_json
+from tests.sync.conftest import BASE, consent_and_update, member_json
 
 
 class _Partner:
@@ -116,14 +116,7 @@ def test_a_claim_takes_no_more_rows_than_asked_oldest_first(app, platform):
 
 def test_a_registration_goes_before_the_rows_that_wait_for_it(app, platform, partner):
     with app.app_context():
-        member, registration = consent(platform)
-        update = record_effect(
-            platform_id=platform.id,
-            kind="update_member",
-            member_id=member.id,
-            depends_on=registration,
-        )
-        db.session.commit()
+        member, _registration, update = consent_and_update(platform)
         partner.post(f"{BASE}/v1/members", status=201, json=member_json(member.id))
         partner.patch(f"{BASE}/v1/members/tr-m1", json=member_json(member.id))
         assert drain(platform.id) == "2 row(s) settled"
