@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Session,
@@ -70,13 +72,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# A pooled connection given back less than this long ago is handed out again without a ping:
+# a round trip on every checkout cost more than any other statement of a request, and one that
+# is in steady use has just proven itself (PgBouncer's server_check_delay, 30 s by default, rests
+# on the same reasoning). A server restart within the window fails that connection's request
+# once, and the pool then drops its connections.
+PING_AFTER_IDLE_SECONDS = 10.0
+_RETURNED_AT = "gateway_returned_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection on checkout only after it sat idle for ``PING_AFTER_IDLE_SECONDS``."""
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get(_RETURNED_AT, time.monotonic())
+        if idle < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool drops this connection and hands out another (a fresh one if need be).
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+
+    event.listen(engine, "connect", returned)  # a new connection counts as just used
+    event.listen(engine, "checkin", returned)
+    event.listen(engine, "checkout", checkout)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    engine = create_engine(url, **{"pool_size": 10, "max_overflow": 20, **kwargs})
+    _ping_when_idle(engine)
+    return engine
 
 
 class Database:

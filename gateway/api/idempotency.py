@@ -2,17 +2,19 @@
 
 A known key is answered from its row: the same request gets the stored response again
 (``Idempotent-Replayed: true``), another request under the same key gets 422
-``idempotency_mismatch``. A new key's row is inserted with the response, in the view's own
-transaction, just before the commit: the posting and its stored response commit together (never
-one without the other), and the database's unique (client, key) decides between concurrent
-requests with one key. The loser's insert fails (on PostgreSQL it waits for the winner's commit
-first), its transaction, posting included, rolls back, and it answers with the winner's stored
-response. So at most one of them ever posts, with one commit per request.
+``idempotency_mismatch``. The view runs first, and the key's row is inserted with its response
+in the view's own transaction, just before the commit: the posting and its stored response commit
+together (never one without the other), and the database's unique (client, key) decides. A new
+key, by far the usual case, so costs no read. A known key's insert fails (on PostgreSQL a
+concurrent request's insert waits for the first one's commit), its transaction, posting
+included, rolls back, and it answers with the stored response. So at most one request per key
+ever posts, with one commit per request; a replay costs a run that is rolled back.
 
-Views under ``@idempotent`` do not commit. Client errors (4xx) are stored and replayed like
-successes; a server error (5xx) rolls back and stores nothing, so the client may retry with the
-key. A row still without a response (written by versions that stored the key first) answers 409
-``idempotency_in_progress`` with Retry-After.
+Views under ``@idempotent`` do not commit and have no effect outside the database before the
+commit. Client errors (4xx) are stored and replayed like successes; a server error (5xx) rolls
+back and stores nothing, so the client may retry with the key. An expired row names nothing: it
+is replaced. A row still without a response (written by versions that stored the key first)
+answers 409 ``idempotency_in_progress`` with Retry-After.
 """
 
 from __future__ import annotations
@@ -168,11 +170,11 @@ def _run_view(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
         return problem_response(problem)
 
 
-def _lost_race(client_id: str, key: str, print_: str, error: IntegrityError) -> Response:
-    """Our insert met a committed row for the key: answer as that request (we rolled back)."""
+def _stored_answer(client_id: str, key: str, print_: str) -> Response | None:
+    """The answer of the key's live row, if it has one (read after a rollback)."""
     existing = _find(client_id, key)
-    if existing is None:
-        raise error  # not the key's constraint: a real error, reported as such
+    if existing is None or _expired(existing):
+        return None
     return _answer_existing(existing, print_)
 
 
@@ -185,26 +187,37 @@ def idempotent(view: F) -> F:
         client_id = str(current_token.client_id)
         principal = f"{client_id}/{current_token.member_id or ''}"
         print_ = fingerprint(request.method, request.path, principal, request.get_data())
-        existing = _find(client_id, key)
-        if existing is not None and not _expired(existing):
-            return _answer_existing(existing, print_)
-        expired_id = existing.id if existing is not None else None
-        response = _run_view(view, args, kwargs)
-        if response.status_code >= 500:
-            db.session.rollback()
-            return response
-        if response.status_code >= 400:
-            db.session.rollback()  # a refused request changes nothing, but its answer is kept
-        try:
-            _store(client_id, key, print_, response, replaces=expired_id)
-            db.session.commit()
-        except IntegrityError as error:
-            db.session.rollback()
-            return _lost_race(client_id, key, print_, error)
-        except Exception:
-            db.session.rollback()
-            raise
-        return response
+        replaces: str | None = None  # an expired row of the key, deleted with our insert
+        while True:
+            try:
+                response = _run_view(view, args, kwargs)
+            except Exception:
+                # Rolled back. A replay still gets its answer though its run failed now.
+                answer = _stored_answer(client_id, key, print_)
+                if answer is None:
+                    raise
+                return answer
+            if response.status_code >= 500:
+                db.session.rollback()
+                return _stored_answer(client_id, key, print_) or response
+            if response.status_code >= 400:
+                db.session.rollback()  # a refused request changes nothing; its answer is kept
+            try:
+                _store(client_id, key, print_, response, replaces=replaces)
+                db.session.commit()
+                return response
+            except IntegrityError:
+                db.session.rollback()
+                existing = _find(client_id, key)
+                if existing is None or existing.id == replaces:
+                    raise  # not the key's constraint: a real error, reported as such
+                if not _expired(existing):
+                    return _answer_existing(existing, print_)
+                # An expired row names nothing: run again, replacing it (once per such row).
+                replaces = existing.id
+            except Exception:
+                db.session.rollback()
+                raise
 
     return run  # type: ignore[return-value]
 

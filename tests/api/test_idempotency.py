@@ -136,6 +136,26 @@ def test_server_error_releases_the_key(app, client, world, monkeypatch):
     assert _transactions(app) == 1
 
 
+def test_a_replay_gets_its_answer_even_when_running_it_again_fails(app, client, world, monkeypatch):
+    headers = with_key(world.anna_headers, "k-replay-500")
+    first = client.post("/api/v1/transactions", json=_desk(world), headers=headers)
+
+    def broken(**_kwargs):
+        raise RuntimeError("the disk is on fire")
+
+    # A known key's request runs before its key decides: a failure now must not hide the answer.
+    monkeypatch.setattr(ledger, "post_transfer", broken)
+    replay = client.post("/api/v1/transactions", json=_desk(world), headers=headers)
+    assert replay.status_code == 201
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.data == first.data
+    other = client.post(
+        "/api/v1/transactions", json=_desk(world, 5), headers=with_key(headers, "k-new-500")
+    )
+    assert other.status_code == 500  # a new key has no answer to fall back on
+    assert _transactions(app) == 1
+
+
 def test_key_still_running_answers_409_with_retry_after(app, client, world):
     body = json.dumps(_desk(world)).encode()
     with app.app_context():
