@@ -2,6 +2,7 @@
 
 One gunicorn server serves all three, in one run: the bare endpoint is the baseline, so the
 ratios say what the gateway's work costs (targets: callbacks >= 0.5x, transactions >= 0.3x).
+The four take turns in five slices each, so that a drift in the machine's speed hits all alike.
 
     python -m bench.bench_api [--seconds 5] [--threads 8]
 
@@ -18,7 +19,6 @@ import json
 import os
 import random
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime
 from functools import partial
@@ -29,6 +29,7 @@ import requests
 from bench.harness import (
     gunicorn_server,
     measure,
+    measure_interleaved,
     report,
     scratch_database,
     server_cpu_seconds,
@@ -207,12 +208,19 @@ def run(seconds: float, threads: int) -> dict[str, float]:
                     post(*((alice, bob) if i % 2 else (bob, alice)))
 
                 measure(bare, 1.0, threads)  # warm up every worker
-                cpu = partial(server_cpu_seconds, base)
-                baseline = measure(bare, seconds, threads, cpu)
-                callbacks = measure(callback, seconds, threads, cpu)
-                time.sleep(0.5)
-                transactions = measure(transaction, seconds, threads, cpu)
-                hot = measure(hot_pair, seconds, threads, cpu)
+                rates = measure_interleaved(
+                    {
+                        "bare": bare,
+                        "callbacks": callback,
+                        "transactions": transaction,
+                        "hot": hot_pair,
+                    },
+                    seconds,
+                    threads,
+                    partial(server_cpu_seconds, base),
+                )
+                baseline, callbacks = rates["bare"], rates["callbacks"]
+                transactions, hot = rates["transactions"], rates["hot"]
         finally:
             if own_redis:
                 own_redis.stop()

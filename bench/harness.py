@@ -91,6 +91,36 @@ def measure(
     return Rate(done[0], elapsed, done[1], per_op)
 
 
+def measure_interleaved(
+    operations: dict[str, Callable[[int], None]],
+    seconds: float = 5.0,
+    threads: int = 8,
+    cpu: Callable[[], float | None] | None = None,
+    rounds: int = 5,
+) -> dict[str, Rate]:
+    """``measure`` each operation for ``seconds`` in all, taking turns in ``rounds`` slices.
+
+    On a shared machine whose speed drifts over tens of seconds, measuring one operation after
+    another skews their ratios by the drift; taking turns spreads it over all of them alike.
+    """
+    slices: dict[str, list[Rate]] = {name: [] for name in operations}
+    for _ in range(rounds):
+        for name, operation in operations.items():
+            slices[name].append(measure(operation, seconds / rounds, threads, cpu))
+    return {name: _sum(rates) for name, rates in slices.items()}
+
+
+def _sum(rates: list[Rate]) -> Rate:
+    operations = sum(rate.operations for rate in rates)
+    cpu_ms = [rate.cpu_ms_per_op * rate.operations for rate in rates if rate.cpu_ms_per_op]
+    return Rate(
+        operations,
+        sum(rate.seconds for rate in rates),
+        sum(rate.errors for rate in rates),
+        sum(cpu_ms) / operations if operations and len(cpu_ms) == len(rates) else None,
+    )
+
+
 _MASTERS: dict[str, int] = {}
 
 
