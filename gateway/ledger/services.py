@@ -24,10 +24,22 @@ import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from flask import current_app
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Integer,
+    String,
+    bindparam,
+    case,
+    event,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, selectinload
@@ -87,6 +99,53 @@ _SET_BALANCE = (
     .where(Account.__table__.c.id == bindparam("b_id"))
     .values(balance_minutes=bindparam("b_balance"))
 )
+
+
+@lru_cache(maxsize=8)
+def _posting_in_one_statement(legs: int) -> Insert:
+    """PostgreSQL: the three writes of a posting with ``legs`` entries as one statement.
+
+    The transaction and the balances are written by data-modifying CTEs, the entries by the
+    main insert (their foreign key to the transaction is checked at the statement's end). Each
+    round trip saved is one fewer while the accounts' locks are held. Parameters: ``t_<column>``
+    for the transaction, and per leg ``a<i>`` (account), ``m<i>`` (minutes), ``b<i>`` (balance
+    after); returns (entry id, account id) rows.
+    """
+    transactions, entries = Transaction.__table__, Entry.__table__
+    accounts = Account.__table__
+    transaction = insert(transactions).values(
+        {c.key: bindparam(f"t_{c.key}", type_=c.type) for c in transactions.c}
+    )
+    # CASE rather than a VALUES list: SQLAlchemy caches the compiled form of this one.
+    balances = (
+        update(accounts)
+        .where(accounts.c.id.in_([bindparam(f"a{i}", type_=String()) for i in range(legs)]))
+        .values(
+            balance_minutes=case(
+                *((accounts.c.id == bindparam(f"a{i}"), bindparam(f"b{i}")) for i in range(legs))
+            )
+        )
+    )
+    # INSERT ... SELECT rather than a multi-row VALUES, for the same reason.
+    legs_rows = union_all(
+        *(
+            select(
+                bindparam("t_id", type_=String()),
+                bindparam(f"a{i}"),
+                bindparam(f"m{i}", type_=Integer()),
+                bindparam(f"b{i}"),
+                bindparam("t_created_at"),
+            )
+            for i in range(legs)
+        )
+    )
+    columns = ("transaction_id", "account_id", "amount_minutes", "balance_after_minutes")
+    return (
+        insert(entries)
+        .from_select([*columns, "created_at"], legs_rows)
+        .returning(entries.c.id, entries.c.account_id)
+        .add_cte(transaction.cte("new_transaction"), balances.cte("new_balances"))
+    )
 
 
 # -- accounts -----------------------------------------------------------------------------------
@@ -410,9 +469,25 @@ def _write(
     ]
     columns = {**values, "metadata": values["meta"]}  # the column behind ``meta``
     del columns["meta"]
-    session.execute(_INSERT_TRANSACTION, columns)
-    ids = session.scalars(_INSERT_ENTRIES, rows).all()
-    session.execute(_SET_BALANCE, [{"b_id": a, "b_balance": b} for a, b in balances.items()])
+    if session.get_bind().dialect.name == "postgresql":
+        params = {f"t_{name}": value for name, value in columns.items()}
+        for i, row in enumerate(rows):
+            params |= {
+                f"a{i}": row["account_id"],
+                f"m{i}": row["amount_minutes"],
+                f"b{i}": row["balance_after_minutes"],
+            }
+        written = dict(
+            (account_id, entry_id)
+            for entry_id, account_id in session.execute(
+                _posting_in_one_statement(len(rows)), params
+            )
+        )
+        ids = [written[row["account_id"]] for row in rows]
+    else:
+        session.execute(_INSERT_TRANSACTION, columns)
+        ids = session.scalars(_INSERT_ENTRIES, rows).all()
+        session.execute(_SET_BALANCE, [{"b_id": a, "b_balance": b} for a, b in balances.items()])
     for account_id, balance in balances.items():
         set_committed_value(accounts[account_id], "balance_minutes", balance)
     txn = Transaction(**values)
