@@ -53,10 +53,11 @@ def refuse_nul() -> None:
     if field is None and request.method in ("POST", "PUT", "PATCH"):
         if request.path.startswith(UNCHECKED_BODIES):
             return
-        field = _first_in(request.form.items(multi=True))
-        if field is None and request.is_json:
+        if request.is_json:
             body = request.get_json(silent=True)  # cached: the view reads the same parse
             field = next(_nul_paths(body, ""), None)
+        else:
+            field = _first_in(request.form.items(multi=True))
     if field is not None:
         name = field or "_body"
         raise ValidationProblem(
