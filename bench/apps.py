@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 from gateway import create_app
+from gateway.web_server import freeze_loaded_objects
 
 
 def bench_app() -> Flask:
@@ -15,4 +16,5 @@ def bench_app() -> Flask:
     def bare():
         return jsonify(ok=True)
 
+    freeze_loaded_objects()  # as `gateway web` and deploy/gunicorn.conf.py do once it is loaded
     return app

@@ -21,6 +21,13 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """The app is loaded in this worker: its long-lived objects leave the collector's walks."""
+    from gateway.web_server import freeze_loaded_objects
+
+    freeze_loaded_objects()
+
+
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Fold a gone worker's metric files into the totals (PROMETHEUS_MULTIPROC_DIR set)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

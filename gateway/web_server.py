@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -33,6 +34,19 @@ def _child_exit(_server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
+def freeze_loaded_objects() -> None:
+    """Exempt every object alive once the app is loaded from garbage collection.
+
+    Modules, the app, the ORM's mappers and the compiled statements live as long as the process,
+    yet each full collection walked them all again: about 3% of a transaction POST's CPU. Frozen
+    before gunicorn forks, they also stay shared with the master instead of being copied into
+    every worker when the collector touches them. (Called where the app is loaded, never by
+    ``create_app``: tests build many apps that must be collectable.)
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_gunicorn(app: Flask, options: dict[str, Any]) -> None:
     """Serve ``app`` with gunicorn and these settings until it is stopped."""
     _Gunicorn(app, options).run()
@@ -42,6 +56,7 @@ def serve(app: Flask, host: str, port: int) -> None:
     """Run gunicorn with ``WEB_CONCURRENCY`` worker processes."""
     # The master must hold no pooled connections when it forks the workers.
     app.extensions["db"].dispose()
+    freeze_loaded_objects()
     run_gunicorn(
         app,
         {
