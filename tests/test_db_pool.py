@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from gateway import db as gateway_db
-from gateway.db import make_engine
+from gateway.db import db, make_engine
 
 
 @pytest.fixture
@@ -56,3 +56,24 @@ def test_an_idle_connection_that_died_is_replaced_before_use(pg_engine, pings, m
 
     assert fresh != dead
     assert pings[0].closed  # the dead one was pinged, failed, and was dropped
+
+
+def test_after_a_server_restart_a_request_fails_once_and_the_pool_recovers(
+    database_server, app, client
+):
+    if database_server["kind"] != "postgresql":
+        pytest.skip("the idle ping is for server databases: set TEST_DATABASE_URL to run this")
+    with app.app_context():
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        db.session.commit()  # the connection goes back to the pool, used just now
+    killer = create_engine(database_server["url"], poolclass=NullPool)
+    with killer.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    killer.dispose()
+
+    failed = client.get("/readyz")  # handed the dead connection: no ping within 10 s of use
+    recovered = client.get("/readyz")
+
+    assert failed.status_code == 503
+    assert list(failed.get_json()["failing"]) == ["database"]
+    assert recovered.status_code == 200
