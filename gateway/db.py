@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
@@ -187,8 +187,6 @@ def get_db(app: Flask) -> Database:
 
 
 def _current_db() -> Database:
-    from flask import current_app
-
     return current_app.extensions["db"]
 
 
