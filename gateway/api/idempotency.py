@@ -4,8 +4,8 @@ A known key is answered from its row: the same request gets the stored response 
 (``Idempotent-Replayed: true``), another request under the same key gets 422
 ``idempotency_mismatch``. The view runs first, and the key's row is inserted with its response
 in the view's own transaction, just before the commit: the posting and its stored response commit
-together (never one without the other), and the database's unique (client, key) decides. A new
-key, by far the usual case, so costs no read. A known key's insert fails (on PostgreSQL a
+together (never one without the other), and the database's unique (client, key) decides. So a
+new key, by far the usual case, costs no read. A known key's insert fails (on PostgreSQL a
 concurrent request's insert waits for the first one's commit), its transaction, posting
 included, rolls back, and it answers with the stored response. So at most one request per key
 ever posts, with one commit per request; a replay costs a run that is rolled back.
