@@ -501,7 +501,9 @@ def _write(
     for account_id, balance in balances.items():
         set_committed_value(accounts[account_id], "balance_minutes", balance)
     txn = Transaction(**values)
-    txn.entries = [Entry(id=entry_id, **row) for entry_id, row in zip(ids, rows, strict=True)]
+    # As loaded, not assigned: assigning fired the backref and history events of every entry.
+    loaded = [Entry(id=entry_id, **row) for entry_id, row in zip(ids, rows, strict=True)]
+    set_committed_value(txn, "entries", loaded)
     add_as_loaded(session, *txn.entries, txn)
     return txn
 
