@@ -487,12 +487,8 @@ def _write(
                 f"m{i}": row["amount_minutes"],
                 f"b{i}": row["balance_after_minutes"],
             }
-        written = dict(
-            (account_id, entry_id)
-            for entry_id, account_id in session.execute(
-                _posting_in_one_statement(len(rows)), params
-            )
-        )
+        statement = _posting_in_one_statement(len(rows))
+        written = {account: entry for entry, account in session.execute(statement, params)}
         ids = [written[row["account_id"]] for row in rows]
     else:
         session.execute(_INSERT_TRANSACTION, columns)
@@ -504,7 +500,7 @@ def _write(
     # As loaded, not assigned: assigning fired the backref and history events of every entry.
     loaded = [Entry(id=entry_id, **row) for entry_id, row in zip(ids, rows, strict=True)]
     set_committed_value(txn, "entries", loaded)
-    add_as_loaded(session, *txn.entries, txn)
+    add_as_loaded(session, *loaded, txn)
     return txn
 
 
