@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gateway.db import db
 from gateway.ledger import services as ledger
@@ -27,6 +27,16 @@ from tests.ledger.conftest import cached_balance, entries_sum
 
 def _count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
+
+
+def _anna_pays_bruno(accounts, minutes: int, description: str = "", **options) -> Transaction:
+    return ledger.post_transfer(
+        payer_account_id=accounts.anna,
+        payee_account_id=accounts.bruno,
+        minutes=minutes,
+        description=description,
+        **options,
+    )
 
 
 # -- accounts -----------------------------------------------------------------------------------
@@ -127,12 +137,7 @@ def test_unbalanced_or_malformed_entries_are_refused(db_session, accounts, entri
 def test_transfer_of_non_positive_minutes_is_refused(db_session, accounts):
     for minutes in (0, -5, True):
         with pytest.raises(UnbalancedTransaction):
-            ledger.post_transfer(
-                payer_account_id=accounts.anna,
-                payee_account_id=accounts.bruno,
-                minutes=minutes,
-                description="",
-            )
+            _anna_pays_bruno(accounts, minutes)
 
 
 def test_posting_to_an_unknown_account_is_refused(db_session, accounts):
@@ -146,50 +151,25 @@ def test_posting_to_an_unknown_account_is_refused(db_session, accounts):
 
 def test_unknown_kind_and_naive_time_are_programming_errors(db_session, accounts):
     with pytest.raises(ValueError, match="kind"):
-        ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=5,
-            description="",
-            kind="gift",
-        )
+        _anna_pays_bruno(accounts, 5, kind="gift")
     with pytest.raises(ValueError, match="timezone"):
-        ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=5,
-            description="",
-            occurred_at=datetime(2026, 1, 1),  # naive on purpose
-        )
+        _anna_pays_bruno(accounts, 5, occurred_at=datetime(2026, 1, 1))  # naive on purpose
 
 
 def test_occurred_at_is_kept(db_session, accounts):
     when = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
-    txn = ledger.post_transfer(
-        payer_account_id=accounts.anna,
-        payee_account_id=accounts.bruno,
-        minutes=5,
-        description="",
-        occurred_at=when,
-    )
+    txn = _anna_pays_bruno(accounts, 5, occurred_at=when)
     db_session.commit()
     db_session.expire_all()
     assert db_session.get(Transaction, txn.id).occurred_at == when
 
 
 def test_posting_down_to_the_limit_is_allowed_and_past_it_refused(db_session, accounts):
-    ledger.post_transfer(
-        payer_account_id=accounts.anna, payee_account_id=accounts.bruno, minutes=600, description=""
-    )
+    _anna_pays_bruno(accounts, 600)
     db_session.commit()
     assert ledger.get_balance(accounts.anna) == -600
     with pytest.raises(CreditLimitExceeded) as caught:
-        ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=1,
-            description="",
-        )
+        _anna_pays_bruno(accounts, 1)
     error = caught.value
     assert (error.account_id, error.balance, error.limit, error.attempted) == (
         accounts.anna,
@@ -218,12 +198,7 @@ def test_refused_posting_leaves_the_callers_transaction_usable(db_session, accou
     member = Member(email="pending@example.org", display_name="Pending")
     db_session.add(member)
     with pytest.raises(CreditLimitExceeded):
-        ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=601,
-            description="",
-        )
+        _anna_pays_bruno(accounts, 601)
     db_session.commit()  # the caller's own work still commits
     assert db_session.scalar(select(Member).where(Member.email == "pending@example.org"))
     assert _count(Transaction) == 0
@@ -234,8 +209,6 @@ def _member_of(account_id: str) -> str:
 
 
 def test_locked_member_accounts_are_not_read_again_by_the_next_posting(db_session, accounts):
-    from sqlalchemy import event
-
     anna, bruno = _member_of(accounts.anna), _member_of(accounts.bruno)
     db_session.commit()
     locked = ledger.lock_member_accounts([bruno, anna, "no-such-member"])
@@ -252,20 +225,10 @@ def test_locked_member_accounts_are_not_read_again_by_the_next_posting(db_sessio
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=30,
-            description="first",
-        )
+        _anna_pays_bruno(accounts, 30, "first")
         assert reads == []
         # The reads are used once: the next posting reads the accounts again (under the locks).
-        ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=20,
-            description="second",
-        )
+        _anna_pays_bruno(accounts, 20, "second")
         assert len(reads) == 1
     finally:
         event.remove(engine, "before_cursor_execute", record)
@@ -286,12 +249,7 @@ def test_locked_reads_do_not_outlive_their_transaction(db_session, accounts):
             .values(balance_minutes=-590)
         )
     with pytest.raises(CreditLimitExceeded):
-        ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=11,
-            description="",
-        )
+        _anna_pays_bruno(accounts, 11)
     db_session.rollback()
 
 
@@ -304,9 +262,7 @@ def test_an_inactive_member_is_reported_as_such(db_session, accounts):
 
 
 def test_services_do_not_commit(db_session, accounts):
-    ledger.post_transfer(
-        payer_account_id=accounts.anna, payee_account_id=accounts.bruno, minutes=30, description=""
-    )
+    _anna_pays_bruno(accounts, 30)
     db_session.rollback()
     assert _count(Transaction) == 0
     assert _count(Entry) == 0
@@ -324,12 +280,7 @@ def test_posted_signal_is_sent_inside_the_open_transaction(db_session, accounts)
         db.session.add(Member(email="outbox-stand-in@example.org", display_name="Outbox"))
 
     with transaction_posted.connected_to(on_posted):
-        txn = ledger.post_transfer(
-            payer_account_id=accounts.anna,
-            payee_account_id=accounts.bruno,
-            minutes=5,
-            description="",
-        )
+        txn = _anna_pays_bruno(accounts, 5)
     assert seen == [(None, txn.id, 2)]
     db_session.rollback()  # the subscriber's row goes with the posting
     assert db_session.scalar(select(func.count()).select_from(Member)) == 2
@@ -381,9 +332,7 @@ def test_a_transaction_is_reversed_at_most_once(db_session, accounts):
 
 
 def test_reversal_that_would_cross_a_limit_is_refused(db_session, accounts):
-    original = ledger.post_transfer(
-        payer_account_id=accounts.anna, payee_account_id=accounts.bruno, minutes=300, description=""
-    )
+    original = _anna_pays_bruno(accounts, 300)
     ledger.post_transfer(
         payer_account_id=accounts.bruno, payee_account_id=accounts.coop, minutes=600, description=""
     )
@@ -473,13 +422,7 @@ def test_duplicate_import_race_is_caught_in_a_savepoint(db_session, accounts, mo
 
 
 def _pay(accounts, minutes: int) -> Transaction:
-    txn = ledger.post_transfer(
-        payer_account_id=accounts.anna,
-        payee_account_id=accounts.bruno,
-        minutes=minutes,
-        description=f"help {minutes}",
-        kind="help",
-    )
+    txn = _anna_pays_bruno(accounts, minutes, f"help {minutes}", kind="help")
     db.session.commit()
     return txn
 
