@@ -27,8 +27,9 @@ class Verdict:
     """The end of one claimed row's turn.
 
     ``outcome`` is what ``sync_attempts`` records (ok, retry, throttled, dead, conflict); None
-    means the turn was no attempt at all. Either that or ``counted`` False gives the claim's
-    attempt back. ``label`` says in a word what happened (the single-row job returns it).
+    means the turn was no attempt at all. ``counted`` False gives the claim's attempt back (no
+    attempt, or a throttled one). ``label`` says in a word what happened (the single-row job
+    returns it).
     """
 
     item_id: str
@@ -49,7 +50,7 @@ class Verdict:
 
 def postponed(item: OutboxItem, delay: float, label: str) -> Verdict:
     """Back to pending in ``delay`` seconds; not an attempt."""
-    return Verdict(item.id, item.platform_id, "pending", label, retry_in=delay)
+    return Verdict(item.id, item.platform_id, "pending", label, retry_in=delay, counted=False)
 
 
 def succeeded(item: OutboxItem, result: dict[str, Any], *, conflict: bool = False) -> Verdict:
@@ -128,7 +129,7 @@ def record(verdicts: list[Verdict]) -> set[str]:
     given_back = []
     for verdict in verdicts:
         row: dict[str, Any] = {"id": verdict.item_id, "state": verdict.state}
-        if verdict.outcome is None or not verdict.counted:
+        if not verdict.counted:
             given_back.append(verdict.item_id)
         if verdict.outcome is not None:
             row |= {"last_error": verdict.error, "last_error_code": verdict.code}
