@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,14 +20,14 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 
-CONTRACTS_DIR = Path(
-    os.environ.get("GATEWAY_CONTRACTS_DIR")
-    or Path(__file__).resolve().parents[3] / "shared" / "contracts"
-)
+# Each connector package carries the contract of the platform it speaks.
+CONNECTORS_DIR = Path(__file__).resolve().parents[2] / "connectors"
+PARTNER_CONTRACT = CONNECTORS_DIR / "timerepublik" / "contract" / "timebank-partner-api.yaml"
+KOMUNITIN_CONTRACT = CONNECTORS_DIR / "komunitin" / "contract" / "komunitin-accounting-openapi.json"
 
 
 def _partner_spec(server_url: str) -> dict[str, Any]:
-    spec = yaml.safe_load((CONTRACTS_DIR / "timebank-partner-api.yaml").read_text())
+    spec = yaml.safe_load(PARTNER_CONTRACT.read_text())
     spec["servers"] = [{"url": server_url}]
     # openapi-core cannot check oauth2 schemes; an OAuth 2 access token is presented as an
     # HTTP bearer token (RFC 6750), which it can check.
@@ -37,7 +36,7 @@ def _partner_spec(server_url: str) -> dict[str, Any]:
 
 
 def _komunitin_spec(server_url: str) -> dict[str, Any]:
-    spec = json.loads((CONTRACTS_DIR / "komunitin-accounting-openapi.json").read_text())
+    spec = json.loads(KOMUNITIN_CONTRACT.read_text())
     spec["servers"] = [{"url": server_url}]
     return spec
 
