@@ -165,10 +165,10 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@click.argument("revision", default="heads")
+@click.argument("revision", default="head")
 @with_app(needs_redis=False)
 def db_upgrade(app: Flask, revision: str) -> None:
-    """Apply migrations up to REVISION (default: all heads)."""
+    """Apply migrations up to REVISION (default: the head)."""
     from gateway.migrate import current_revisions, upgrade
 
     upgrade(app.extensions["db"].engine, revision)
@@ -189,14 +189,13 @@ def db_current(app: Flask) -> None:
 
 @db_group.command("revision")
 @click.option("-m", "--message", required=True)
-@click.option("--rev-id", default=None, help="Revision id (default: random).")
-@click.option("--head", default="head", help="Head to build on when there are several.")
+@click.option("--rev-id", default=None, help="Revision id: the next number, e.g. 0009.")
 @with_app(needs_redis=False)
-def db_revision(app: Flask, message: str, rev_id: str | None, head: str) -> None:
+def db_revision(app: Flask, message: str, rev_id: str | None) -> None:
     """Autogenerate a migration from the models against an up-to-date database (developers)."""
     from gateway.migrate import revision
 
-    revision(app.extensions["db"].engine, message, rev_id=rev_id, head=head)
+    revision(app.extensions["db"].engine, message, rev_id=rev_id)
 
 
 def _register_domain_commands() -> None:

@@ -1,7 +1,7 @@
 """federation and sync
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-24 18:47:17.780786
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import gateway.db
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """reconciliation
 
-Revision ID: 0008
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-24 18:53:01.661650
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 import gateway.db
 
-revision = "0008"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """sign-on: authorization codes, signing keys, session epoch
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-24 23:43:20.398973
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import gateway.db
 
-revision = "0010"
-down_revision = "0009"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """admin audit log
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-25 00:19:21.159452
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import gateway.db
 
-revision = "0011"
-down_revision = "0010"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
