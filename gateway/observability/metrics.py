@@ -69,7 +69,7 @@ class DatabaseStateCollector(Collector):
         yield from families
 
     def _collect(self) -> Iterator[GaugeMetricFamily]:
-        from gateway.callbacks.models import InboxEvent
+        from gateway.callbacks.models import INBOX_STATES, InboxEvent
         from gateway.federation.models import Platform
         from gateway.sync.models import (
             OUTBOX_STATES,
@@ -131,6 +131,24 @@ class DatabaseStateCollector(Collector):
                 differences.add_metric([name], open_by_platform.get(pid, 0))
             yield differences
 
+            callbacks = GaugeMetricFamily(
+                "gateway_callbacks",
+                "Callback events from partners, by platform and state.",
+                labels=["platform", "state"],
+            )
+            by_state = {
+                (pid, state): n
+                for pid, state, n in db.session.execute(
+                    select(InboxEvent.platform_id, InboxEvent.state, func.count()).group_by(
+                        InboxEvent.platform_id, InboxEvent.state
+                    )
+                )
+            }
+            for pid, name in names.items():
+                for state in INBOX_STATES:
+                    callbacks.add_metric([name, state], by_state.get((pid, state), 0))
+            yield callbacks
+
             parked = GaugeMetricFamily(
                 "gateway_callbacks_parked",
                 "Callback events parked for operators, by platform.",
@@ -182,8 +200,11 @@ def observe_job(job: str, outcome: str) -> None:
 def init_app(app: Flask) -> None:
     """Time every request; serve ``/metrics``."""
     # Not auto-described: registering must not query a database that may not be migrated yet.
+    from gateway.observability.work_state import WorkStateCollector
+
     state = CollectorRegistry()
     state.register(DatabaseStateCollector(app))
+    state.register(WorkStateCollector(app))
 
     @app.before_request
     def _start_timer() -> None:
