@@ -10,7 +10,7 @@ from flask import Flask
 from gateway.auth import keys
 from gateway.auth.clients import ClientError, create_client, list_clients, revoke_client
 from gateway.auth.models import OAuthClient
-from gateway.cli import fail, with_app
+from gateway.commands import fail, with_app
 
 
 def _client_dict(client: OAuthClient) -> dict:

@@ -7,7 +7,7 @@ import os
 import click
 from werkzeug.serving import make_server
 
-from gateway.cli import fail
+from gateway.commands import fail
 from gateway.sandbox.server import is_loopback
 
 SECRET_VARIABLE = "DEMO_SITE_CLIENT_SECRET"  # noqa: S105 - the variable's name

@@ -9,7 +9,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
-from gateway.cli import fail, with_app
+from gateway.commands import fail, with_app
 from gateway.db import db
 from gateway.federation.models import Platform
 from gateway.federation.platforms import (

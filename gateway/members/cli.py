@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
-from gateway.cli import fail, with_app
+from gateway.commands import fail, with_app
 from gateway.db import db
 from gateway.i18n import gettext
 from gateway.members import accounts

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 from sqlalchemy import func, select
 
-from gateway.cli import fail, with_app
+from gateway.commands import fail, with_app
 from gateway.db import db
 from gateway.federation.models import Platform
 from gateway.sync.models import OutboxItem
