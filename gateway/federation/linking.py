@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
-from connectors.interface import AccountLinking
+from connectors.interface import AccountLinking, OAuthSettings
 from gateway.db import db
 from gateway.federation.consent import link_for, record_consent
 from gateway.federation.models import Platform, PlatformLink
@@ -37,10 +37,10 @@ class LinkStart:
     verifier: str
 
 
-def supports_linking(platform: Platform) -> bool:
-    """Whether the platform's connector can link existing accounts."""
+def link_settings(platform: Platform) -> OAuthSettings | None:
+    """Where the platform's members authorize a link, or None if its connector cannot link."""
     connector = connector_for(platform)
-    return isinstance(connector, AccountLinking) and connector.oauth_settings() is not None
+    return connector.oauth_settings() if isinstance(connector, AccountLinking) else None
 
 
 def start(platform: Platform, redirect_uri: str) -> LinkStart:

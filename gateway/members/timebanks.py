@@ -16,6 +16,7 @@ from gateway.federation.models import Platform
 from gateway.i18n import gettext
 from gateway.members.blueprint import bp, login_required, page, safe_next
 from gateway.members.models import Member
+from gateway.security_headers import allow_form_action
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,17 @@ def timebanks() -> Response:
     rows = []
     for platform in platforms:
         link = consent.link_for(member, platform)
+        settings = linking.link_settings(platform)
+        if settings is not None:
+            # The link form's POST is answered with a redirect to the platform's own page.
+            allow_form_action(settings.authorize_url)
         rows.append(
             {
                 "platform": platform,
                 "consent": consent.active_consent(member, platform),
                 "state": link.state if link else None,
                 "linked_via": link.linked_via if link else None,
-                "can_link": linking.supports_linking(platform),
+                "can_link": settings is not None,
             }
         )
     return page(
