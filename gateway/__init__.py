@@ -19,9 +19,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_settings(overrides=config))
     Path(app.config["GATEWAY_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    from gateway import nul_guard, observability, problems, redis_client, security_headers
+    from gateway import nul_guard, observability, problems, proxy, redis_client, security_headers
     from gateway.db import Database
 
+    proxy.init_app(app)
     Database().init_app(app)
     redis_client.init_app(app)
     problems.init_app(app)

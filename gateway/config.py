@@ -200,6 +200,7 @@ def load_settings(
         # Flask's own defaults hold these keys already (SameSite unset): they are set here.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "GATEWAY_TRUSTED_PROXIES": _int(environ, "GATEWAY_TRUSTED_PROXIES", 0),
         "LOGIN_RATE_LIMIT_PER_ACCOUNT": _int(environ, "LOGIN_RATE_LIMIT_PER_ACCOUNT", 5, minimum=1),
         "LOGIN_RATE_LIMIT_PER_IP": _int(environ, "LOGIN_RATE_LIMIT_PER_IP", 30, minimum=1),
         "LOGIN_RATE_LIMIT_WINDOW_SECONDS": _int(
