@@ -170,6 +170,10 @@ class Connector(ABC):
     """
 
     key: ClassVar[str]
+    # Whether the account outlives ``erase_member`` (the platform keeps it, with no personal data
+    # or none to begin with): a member who connects again is given that account back, not a
+    # second one.
+    erase_keeps_account: ClassVar[bool] = False
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
@@ -226,6 +230,11 @@ class AccountLinking(ABC):
     @abstractmethod
     def link_member(self, code: str, redirect_uri: str, code_verifier: str) -> RemoteMember:
         """Exchange the member's authorization code and return the account it authorized."""
+
+    @abstractmethod
+    def revoke_link(self, remote_id: str, idempotency_key: str) -> None:
+        """End the link the member authorized: the account stays theirs, and we lose sight of it
+        (a link already gone counts as revoked)."""
 
 
 class WebhookRegistration(ABC):

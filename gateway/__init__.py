@@ -18,15 +18,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(load_settings(overrides=config))
     Path(app.config["GATEWAY_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    from gateway import nul_guard, observability, problems, redis_client
+    from gateway import nul_guard, observability, problems, proxy, redis_client, security_headers
     from gateway.db import Database
 
+    proxy.init_app(app)
     Database().init_app(app)
     redis_client.init_app(app)
     problems.init_app(app)
+    security_headers.init_app(app)
     nul_guard.init_app(app)
     observability.init_app(app)
 

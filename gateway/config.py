@@ -197,6 +197,13 @@ def load_settings(
         ),
         "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
         "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
+        # Flask's own defaults hold these keys already (SameSite unset): they are set here.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "GATEWAY_TRUSTED_PROXIES": _int(environ, "GATEWAY_TRUSTED_PROXIES", 0),
+        "LINK_REAUTH_MAX_AGE_SECONDS": _int(
+            environ, "LINK_REAUTH_MAX_AGE_SECONDS", 600, minimum=60
+        ),
         "LOGIN_RATE_LIMIT_PER_ACCOUNT": _int(environ, "LOGIN_RATE_LIMIT_PER_ACCOUNT", 5, minimum=1),
         "LOGIN_RATE_LIMIT_PER_IP": _int(environ, "LOGIN_RATE_LIMIT_PER_IP", 30, minimum=1),
         "LOGIN_RATE_LIMIT_WINDOW_SECONDS": _int(

@@ -90,6 +90,7 @@ class KomunitinConnector(Connector):
     """
 
     key = "komunitin"
+    erase_keeps_account = True  # erase_member is a no-op: see the module's docstring
 
     def __init__(self, config: PlatformConfig) -> None:
         super().__init__(config)

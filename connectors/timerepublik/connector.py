@@ -87,6 +87,9 @@ class TimeRepublikConnector(Connector, AccountLinking, WebhookRegistration):
 
     def erase_member(self, remote_id: str, idempotency_key: str) -> None:
         """DELETE /v1/members/{id}; a member the platform no longer knows counts as erased."""
+        self._delete_member(remote_id, idempotency_key)
+
+    def _delete_member(self, remote_id: str, idempotency_key: str) -> None:
         try:
             self.client.delete_member(remote_id, idempotency_key)
         except PermanentError as exc:
@@ -177,6 +180,11 @@ class TimeRepublikConnector(Connector, AccountLinking, WebhookRegistration):
         """Exchange the member's code (PKCE) and read the account it authorized (/v1/me)."""
         token = self.client.exchange_code(code, redirect_uri, code_verifier)
         return schemas.parse_member(self.client.me(token)).member
+
+    def revoke_link(self, remote_id: str, idempotency_key: str) -> None:
+        """DELETE /v1/members/{id}: for an account its member linked, the contract ends our link
+        (and the member tokens it issued us) and leaves the account alone."""
+        self._delete_member(remote_id, idempotency_key)
 
     def register_webhook_endpoint(
         self, url: str, events: Sequence[str] = (), secret: str | None = None

@@ -13,18 +13,7 @@ _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ info.title }} — documentation</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:62rem;margin:0 auto;padding:1rem 1.5rem;
-line-height:1.5;color:#1b1b1b}
-h1,h2,h3{line-height:1.2} h2{margin-top:2.5rem;border-bottom:2px solid #ddd}
-h3{margin-top:2rem} code,pre{font-family:ui-monospace,monospace;font-size:.9em}
-pre{background:#f5f5f5;padding:.75rem;overflow-x:auto;border-radius:4px}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
-th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f5f5f5} .method{display:inline-block;min-width:4rem;font-weight:bold;
-text-transform:uppercase} .get{color:#0b6e4f} .post{color:#8a4b08}
-nav ul{columns:2} .muted{color:#555}
-</style></head>
+<link rel="stylesheet" href="{{ url_for('static', filename='docs.css') }}"></head>
 <body>
 <header><h1>{{ info.title }} <small class="muted">v{{ info.version }}</small></h1>
 <p>OpenAPI {{ openapi }} document: <a href="/openapi.json">/openapi.json</a></p></header>

@@ -17,6 +17,7 @@ from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from gateway import security_headers
 from gateway.i18n import LOCALES, gettext
 
 SCOPE = "openid profile email offline_access hours:read"
@@ -35,6 +36,7 @@ def create_demo_app(gateway_url: str, client_id: str, client_secret: str, public
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    security_headers.init_basic_app(app)
     public_url = public_url.rstrip("/")
     gateway_url = gateway_url.rstrip("/")
     oauth = OAuth(app)

@@ -12,20 +12,16 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
-from connectors.interface import AccountLinking
+from connectors.interface import AccountLinking, OAuthSettings
 from gateway.db import db
-from gateway.federation.consent import link_for, record_consent
+from gateway.federation.consent import Refused, check_may_join, link_for, record_consent
 from gateway.federation.models import Platform, PlatformLink
 from gateway.members.models import Member
 from gateway.sync.remote import connector_for
 
 
-class LinkingError(Exception):
+class LinkingError(Refused):
     """Linking cannot go on; ``key`` names the catalog message for the member."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
 
 
 @dataclass(frozen=True)
@@ -37,14 +33,15 @@ class LinkStart:
     verifier: str
 
 
-def supports_linking(platform: Platform) -> bool:
-    """Whether the platform's connector can link existing accounts."""
+def link_settings(platform: Platform) -> OAuthSettings | None:
+    """Where the platform's members authorize a link, or None if its connector cannot link."""
     connector = connector_for(platform)
-    return isinstance(connector, AccountLinking) and connector.oauth_settings() is not None
+    return connector.oauth_settings() if isinstance(connector, AccountLinking) else None
 
 
-def start(platform: Platform, redirect_uri: str) -> LinkStart:
+def start(member: Member, platform: Platform, redirect_uri: str) -> LinkStart:
     """The platform's authorization URL for this attempt."""
+    check_may_join(member, link_for(member, platform))
     connector = connector_for(platform)
     settings = connector.oauth_settings()
     if settings is None or not isinstance(connector, AccountLinking):
@@ -76,6 +73,7 @@ def finish(
     """Exchange the code, read the account it authorized, and store the link (commits)."""
     if not expected_state or not hmac.compare_digest(state.encode(), expected_state.encode()):
         raise LinkingError("timebanks.error.state")
+    check_may_join(member, link_for(member, platform))
     connector = connector_for(platform)
     if not isinstance(connector, AccountLinking):
         raise LinkingError("timebanks.error.no_linking")
@@ -85,6 +83,7 @@ def finish(
             PlatformLink.platform_id == platform.id,
             PlatformLink.remote_member_id == remote.id,
             PlatformLink.member_id != member.id,
+            PlatformLink.state != "erased",  # an unlinked account is free to link again
         )
     )
     if taken is not None:

@@ -10,10 +10,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -78,14 +80,34 @@ class WebhookSecret(Base):
         self.hint = value[-4:]
 
 
+# A remote account belongs to one member's live link at a time. An erased link may keep the ids
+# of an account the platform kept (so the member gets it back on connecting again) without
+# stopping anyone from linking that account meanwhile.
+_LIVE = text("state <> 'erased'")
+
+
 class PlatformLink(Base):
     """A member's account on a platform: remote member and wallet ids, and the link's state."""
 
     __tablename__ = "platform_links"
     __table_args__ = (
         UniqueConstraint("member_id", "platform_id"),
-        UniqueConstraint("platform_id", "remote_member_id"),
-        UniqueConstraint("platform_id", "remote_wallet_id"),
+        Index(
+            "uq_platform_links_live_remote_member_id",
+            "platform_id",
+            "remote_member_id",
+            unique=True,
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
+        ),
+        Index(
+            "uq_platform_links_live_remote_wallet_id",
+            "platform_id",
+            "remote_wallet_id",
+            unique=True,
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
+        ),
         CheckConstraint(
             "state IN ('pending', 'active', 'erasing', 'erased', 'failed')", name="state"
         ),

@@ -10,7 +10,6 @@ process has to keep it up to date.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import time
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.db import db, utcnow
 from gateway.problems import Problem
+from gateway.proxy import is_local_request
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +167,9 @@ class DatabaseStateCollector(Collector):
 
 
 def _allowed() -> bool:
-    """Loopback, a ``METRICS_TOKEN`` bearer, or an ``admin`` token may scrape."""
-    try:
-        if ipaddress.ip_address(request.remote_addr or "").is_loopback:
-            return True
-    except ValueError:
-        pass
+    """A local client (never one relayed by a proxy), ``METRICS_TOKEN`` or an admin token."""
+    if is_local_request():
+        return True
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return False

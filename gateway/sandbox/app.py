@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask
 
+from gateway import security_headers
 from gateway.sandbox import problems
 from gateway.sandbox.faults import FaultMiddleware, save_faults
 from gateway.sandbox.oauth import hash_secret
@@ -77,6 +78,7 @@ def create_sandbox_app(config: Mapping[str, Any] | None = None) -> Flask:
         log.warning("sandbox timebank: using the public default client secret (development only)")
 
     problems.init_app(app)
+    security_headers.init_basic_app(app)
     from gateway.sandbox import api, control, oauth
 
     app.register_blueprint(oauth.bp)

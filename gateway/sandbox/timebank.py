@@ -275,11 +275,16 @@ def erase_member(
     """Erase a member the partner registered (a linked one is only unlinked).
 
     The wallet and its history stay, anonymised; the e-mail address becomes free again.
+    Unlinking also revokes the member's tokens the partner holds.
     """
     member = _visible_member(connection, client_id, member_id)
     if member["client_id"] != client_id:
         connection.execute(
             "DELETE FROM links WHERE client_id = ? AND member_id = ?", (client_id, member_id)
+        )
+        connection.execute(
+            "UPDATE tokens SET revoked = 1 WHERE client_id = ? AND member_id = ?",
+            (client_id, member_id),
         )
         return
     if member["status"] == "erased":

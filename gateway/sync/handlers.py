@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.interface import MemberData, TransferData
+from connectors.interface import AccountLinking, MemberData, RemoteMember, TransferData
 from gateway.db import db
 from gateway.federation.models import Platform, PlatformLink
 from gateway.members.models import Member
@@ -103,6 +103,22 @@ def _register(item: OutboxItem, platform: Platform, links: Links) -> Call:
     connector = connector_for(platform)
     data = member_data(member, item.payload.get("fields"))
     key = item.idempotency_key
+    # The account the member had here before disconnecting, which the platform kept.
+    kept = link.remote_member_id
+
+    def send() -> RemoteMember:
+        if kept:
+            try:
+                remote = connector.update_member(kept, data, key)
+            except PermanentError as error:
+                if error.status != 404:
+                    raise
+            else:
+                if remote.status != "erased":
+                    return remote
+            # Gone after all: a new account, under a key of its own (the PATCH used this one).
+            return connector.register_member(data, f"{key}-new")
+        return connector.register_member(data, key)
 
     def apply(remote: Any) -> dict[str, Any]:
         link.remote_member_id = remote.id
@@ -110,7 +126,7 @@ def _register(item: OutboxItem, platform: Platform, links: Links) -> Call:
         link.state = "active"
         return {"remote_member_id": remote.id, "remote_wallet_id": remote.wallet_id}
 
-    return Call(send=lambda: connector.register_member(data, key), apply=apply)
+    return Call(send=send, apply=apply)
 
 
 def _update(item: OutboxItem, platform: Platform, links: Links) -> Call:
@@ -135,7 +151,7 @@ def _erase(item: OutboxItem, platform: Platform, links: Links) -> Call:
     if link is None or not link.remote_member_id:
         # Never registered remotely: nothing to erase there.
         def forget(_answer: Any) -> dict[str, Any]:
-            if link is not None:
+            if link is not None and link.state == "erasing":
                 link.state = "erased"
             return {"erased": False}
 
@@ -143,12 +159,26 @@ def _erase(item: OutboxItem, platform: Platform, links: Links) -> Call:
     connector = connector_for(platform)
     remote_id = link.remote_member_id
     key = item.idempotency_key
+    # An account the member linked stays theirs: the link is revoked, the account never erased.
+    unlink = bool(item.payload.get("unlink"))
+    if unlink and not isinstance(connector, AccountLinking):
+        raise PermanentError("this platform's connector cannot revoke a link", code="no_linking")
+
+    def send() -> None:
+        if isinstance(connector, AccountLinking) and unlink:
+            connector.revoke_link(remote_id, key)
+        else:
+            connector.erase_member(remote_id, key)
 
     def apply(_answer: Any) -> dict[str, Any]:
-        link.state = "erased"
-        return {"erased": True, "remote_member_id": remote_id}
+        if link.state == "erasing":  # not if the member connected again meanwhile
+            link.state = "erased"
+        if (unlink or not connector.erase_keeps_account) and link.remote_member_id == remote_id:
+            # Gone, or no longer ours to see: free the ids for whoever links that account next.
+            link.remote_member_id = link.remote_wallet_id = None
+        return {"erased": not unlink, "unlinked": unlink, "remote_member_id": remote_id}
 
-    return Call(send=lambda: connector.erase_member(remote_id, key), apply=apply)
+    return Call(send=send, apply=apply)
 
 
 def _wallet(member_id: str | None, platform: Platform, links: Links, role: str) -> str:

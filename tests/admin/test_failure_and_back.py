@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from gateway.db import db
+from gateway.db import db, utcnow
 from gateway.devsetup import SANDBOX_CREDENTIALS
 from gateway.federation import consent
 from gateway.federation.platforms import add_platform
@@ -37,7 +37,7 @@ def failing_world(make_app, sandbox):
         platform = add_platform(
             "sandbox", "timerepublik", sandbox.url, credentials=SANDBOX_CREDENTIALS
         )
-        member = create_member(email="rita@example.org")
+        member = create_member(email="rita@example.org", email_verified_at=utcnow())
         headers = bearer_headers("admin")
         db.session.commit()
     requests.post(f"{sandbox.url}/_sandbox/faults", json={"error_rate": 1.0}, timeout=5)

@@ -207,6 +207,15 @@ def test_erase_member_deletes_with_the_key(tr):
     assert tr.calls_to("DELETE", url)[0].request.headers["Idempotency-Key"] == "outbox-3"
 
 
+def test_revoke_link_deletes_the_linked_member_with_the_key(tr):
+    url = f"{MEMBERS}/tr_m2"
+    tr.mock.delete(url, status=204)
+    tr.connector.revoke_link("tr_m2", "outbox-4")
+    assert tr.calls_to("DELETE", url)[0].request.headers["Idempotency-Key"] == "outbox-4"
+    tr.mock.replace("DELETE", url, status=404, json=problem(404, "not_found"), content_type=PROBLEM)
+    tr.connector.revoke_link("tr_m2", "outbox-5")  # already unlinked
+
+
 def test_erasing_a_member_already_gone_is_done(tr):
     url = f"{MEMBERS}/tr_gone"
     tr.mock.delete(url, status=404, json=problem(404, "not_found"), content_type=PROBLEM)

@@ -202,3 +202,44 @@ def test_me_needs_a_member_token(sandbox, tr):
         f"{sandbox.url}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
     assert answer.status_code == 401
+
+
+def test_unlinking_revokes_the_link_and_the_member_tokens_not_the_account(sandbox, tr):
+    native = sandbox.control("POST", "seed")["members"][0]
+    verifier, challenge = pkce()
+    code = code_from(consent(sandbox, challenge, native["email"]))["code"][0]
+    tokens = requests.post(
+        f"{sandbox.url}/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=("gateway", "test-client-secret"),
+        timeout=5,
+    ).json()
+    assert tr.get_balance(native["wallet_id"]).minutes == -60 + 30
+    tr.revoke_link(native["id"], "unlink-1")
+    with pytest.raises(PermanentError) as caught:
+        tr.get_balance(native["wallet_id"])
+    assert caught.value.status == 404
+    me = requests.get(
+        f"{sandbox.url}/v1/me",
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        timeout=5,
+    )
+    assert me.status_code == 401
+    refreshed = requests.post(
+        f"{sandbox.url}/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=("gateway", "test-client-secret"),
+        timeout=5,
+    )
+    assert refreshed.status_code == 400
+    # The account is still the member's: they can link it again.
+    verifier, challenge = pkce()
+    code = code_from(consent(sandbox, challenge, native["email"]))["code"][0]
+    assert tr.link_member(code, REDIRECT, verifier).id == native["id"]
+    tr.revoke_link(native["id"], "unlink-2")
+    tr.revoke_link(native["id"], "unlink-3")  # a link already gone counts as revoked
