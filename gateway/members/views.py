@@ -164,7 +164,7 @@ def forgot_password() -> Response:
 
 @bp.route("/password/reset", methods=["GET", "POST"])
 def reset_password() -> Response:
-    """Set a new password from a reset link; every other session ends."""
+    """Set a new password from a reset link; every login and token of the member ends."""
     token = request.values.get("token", "")
     member = member_for_reset(token)
     if member is None:
@@ -183,7 +183,7 @@ def reset_password() -> Response:
         return page("reset.html", 422, token=token, errors=errors)
     accounts.mark_verified(member)  # the link came to their mailbox
     db.session.commit()
-    login_member(member)
+    login_member(member)  # after the reset, which ended every earlier login
     return redirect("/account")
 
 

@@ -1,0 +1,50 @@
+"""What a member has granted (logins, tokens, consents to clients), and ending it.
+
+``end_member_grants`` is the one way a member's access ends everywhere: a password reset,
+an operator's disable and an erase call it, so none of them can forget a kind of grant.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import g, has_app_context
+from sqlalchemy import delete, update
+
+from gateway.auth.models import AuthorizationCode, ClientConsent, OAuthToken
+from gateway.db import db
+from gateway.members.models import MemberSession
+
+
+def _revoke_tokens_and_codes(member_id: str, client_id: str | None = None) -> None:
+    now = int(time.time())
+    tokens = update(OAuthToken).where(
+        OAuthToken.member_id == member_id, OAuthToken.revoked_at.is_(None)
+    )
+    # A code issued a moment ago must not become tokens: marked used, its exchange is
+    # treated as a replay and refused.
+    codes = update(AuthorizationCode).where(
+        AuthorizationCode.member_id == member_id, AuthorizationCode.used_at.is_(None)
+    )
+    if client_id is not None:
+        tokens = tokens.where(OAuthToken.client_id == client_id)
+        codes = codes.where(AuthorizationCode.client_id == client_id)
+    db.session.execute(tokens.values(revoked_at=now))
+    db.session.execute(codes.values(used_at=now))
+
+
+def end_member_grants(member_id: str, *, forget_consents: bool = False) -> None:
+    """End every login and revoke every token and pending code of the member; not committed.
+
+    Access and refresh tokens of every family and every client stop working at once, and
+    every browser logged in as the member is logged out. ``forget_consents`` also drops the
+    consents given to third-party clients (for an erase, or when the consents may not have
+    been the owner's). The caller commits, with the change that made this necessary.
+    """
+    _revoke_tokens_and_codes(member_id)
+    db.session.execute(delete(MemberSession).where(MemberSession.member_id == member_id))
+    if forget_consents:
+        db.session.execute(delete(ClientConsent).where(ClientConsent.member_id == member_id))
+    if has_app_context() and "gateway_login" in g:
+        # This request's own login may be among those ended: look it up again.
+        g.pop("gateway_login")
