@@ -11,6 +11,7 @@ login also ends after ``SESSION_IDLE_MINUTES`` without a request and
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from flask import current_app, g, session
@@ -22,11 +23,16 @@ from gateway.jobs import task
 from gateway.members.models import Member, MemberSession
 
 SESSION_KEY = "sid"
+# A pending request for a fresh login (see ``ask_fresh_login``), kept across the login.
+_FRESH_KEY = "fresh_login"
 # What Flask's cookie keeps when a login starts or ends; the rest (the CSRF token, a link
 # in progress) starts afresh, so nothing carried over from before the login is trusted.
-_KEPT_ACROSS_LOGIN = ("locale",)
+_KEPT_ACROSS_LOGIN = ("locale", _FRESH_KEY)
 # last_seen_at is written at most this often: idle lifetimes are counted in minutes.
 TOUCH_SECONDS = 60
+# How long a member may take to log in again when a client asked for a fresh login.
+FRESH_LOGIN_WINDOW_SECONDS = 15 * 60
+_FRESH_PENDING_MAX = 5
 
 
 def _lifetimes() -> tuple[timedelta, timedelta]:
@@ -131,6 +137,37 @@ def auth_time() -> int | None:
     """When the current session logged in (whole epoch seconds, as ID tokens carry it)."""
     at = logged_in_at()
     return int(at) if at is not None else None
+
+
+def ask_fresh_login() -> str:
+    """Note that this browser must log in again from now on; returns the request's marker.
+
+    The marker travels with the request to the login page and back; the current login is
+    left alone, so a request from another site (``prompt=login``) logs nobody out and an
+    abandoned login leaves the member logged in.
+    """
+    marker = secrets.token_urlsafe(12)
+    pending = dict(session.get(_FRESH_KEY) or {})
+    pending[marker] = time.time()
+    newest = sorted(pending.items(), key=lambda item: item[1])[-_FRESH_PENDING_MAX:]
+    session[_FRESH_KEY] = dict(newest)
+    return marker
+
+
+def logged_in_since_asked(marker: str | None) -> bool:
+    """Whether this browser logged in after ``ask_fresh_login`` returned ``marker``."""
+    asked_at = (session.get(_FRESH_KEY) or {}).get(marker or "")
+    at = logged_in_at()
+    if not isinstance(asked_at, float) or at is None:
+        return False
+    return at >= asked_at and time.time() - asked_at <= FRESH_LOGIN_WINDOW_SECONDS
+
+
+def forget_fresh_login_request(marker: str | None) -> None:
+    """The request ``marker`` names was answered: the marker cannot serve another one."""
+    pending = dict(session.get(_FRESH_KEY) or {})
+    if pending.pop(marker or "", None) is not None:
+        session[_FRESH_KEY] = pending
 
 
 @task

@@ -22,6 +22,7 @@ from gateway.members.blueprint import (
     safe_next,
 )
 from gateway.members.mail import queue_member_mail
+from gateway.members.models import Member
 from gateway.members.passwords import hash_password, password_problem, verify_password
 from gateway.members.tokens import member_for_reset, member_for_verification
 from gateway.ratelimit import reset as reset_limit
@@ -109,14 +110,21 @@ def resend_verification() -> Response:
     return page("signup_sent.html", email=member.email)
 
 
+def _logging_in_again(next_url: str | None) -> Member | None:
+    """The member already logged in, when a client sent them to log in afresh (prompt=login,
+    max_age): their login stays until this form succeeds."""
+    return current_session_member() if next_url else None
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response:
     """Email and password; rate-limited per account and per address."""
     remember_ui_locales(request.values.get("ui_locales"))
     next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
-        values = {"email": request.args.get("login_hint", "")}
-        return page("login.html", values=values, error=None, next=next_url)
+        again = _logging_in_again(next_url)
+        hint = request.args.get("login_hint") or (again.email if again else "")
+        return page("login.html", values={"email": hint}, error=None, next=next_url, again=again)
     data, errors = load_form(LoginForm(), request.form)
     if errors:
         return page("login.html", 422, values=data, error="members.login.failed", next=next_url)
@@ -128,7 +136,12 @@ def login() -> Response:
     valid = verify_password(member.password_hash if member else None, data["password"])
     if member is None or not valid or not member.is_active:
         return page(
-            "login.html", 401, values={"email": email}, error="members.login.failed", next=next_url
+            "login.html",
+            401,
+            values={"email": email},
+            error="members.login.failed",
+            next=next_url,
+            again=_logging_in_again(next_url),
         )
     reset_limit("login-account", email)
     login_member(member)

@@ -1,4 +1,5 @@
-"""Logins as a browser sees them: logout ends copies of the cookie."""
+"""Logins as a browser sees them: logout ends copies of the cookie, and a request for a
+fresh login from another site logs nobody out."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import re
 import pytest
 
 from gateway.db import utcnow
-from tests.factories import create_member
+from tests.factories import create_client, create_member
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "a long browser password"
+RP_CALLBACK = "https://rp.example/callback"
 
 
 @pytest.fixture
@@ -55,3 +57,35 @@ def test_a_copied_cookie_opens_nothing_after_logout(gateway, chromium):
     assert stolen.get_by_role("heading", name="Log in").is_visible()
     owner.close()
     thief.close()
+
+
+def test_prompt_login_from_another_site_logs_nobody_out(gateway, chromium):
+    app, base = gateway["app"], gateway["url"]
+    _member(app, email="ivo@example.org", email_verified_at=utcnow())
+    with app.app_context():
+        rp, _ = create_client(redirect_uris=[RP_CALLBACK], skip_consent=True)
+    context = chromium.new_context(locale="en-GB")
+    # The relying party's own site is not reachable from the tests: answer for it.
+    context.route(f"{RP_CALLBACK}**", lambda route: route.fulfill(body="back at the site"))
+    page = context.new_page()
+    _log_in(page, base, "ivo@example.org")
+
+    authorize = (
+        f"{base}/oauth/authorize?response_type=code&client_id={rp.client_id}"
+        f"&redirect_uri={RP_CALLBACK}&scope=openid&state=s1&prompt=login"
+        "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+    )
+    page.goto(authorize)
+    page.wait_for_url(re.compile(r".*/login\?"))
+    assert page.get_by_text("You are logged in as ivo@example.org").is_visible()
+    # The member walks away from the login form: still logged in.
+    page.goto(f"{base}/account")
+    assert page.get_by_role("heading", name="Your account").is_visible()
+
+    # This time the member logs in again, and the site gets its answer.
+    page.goto(authorize)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(re.escape(RP_CALLBACK) + r"\?.*code=.*"))
+    assert "state=s1" in page.url
+    context.close()
