@@ -5,22 +5,25 @@ redirect URI is shown as a page here and never redirected to. A member who is no
 in (or must log in again for ``prompt=login`` or ``max_age``) goes to the login page and
 comes back; ``prompt=create`` opens signup. Logging in again never ends the current login
 first: the request carries a marker to the login page and back, and is answered once a
-login newer than the marker exists (``gateway.auth.session.ask_fresh_login``). Every
-answer to the client carries ``iss`` (RFC 9207).
+login newer than the marker exists (``gateway.auth.session.ask_fresh_login``). Only
+members who confirmed their address may authorize third-party clients. Every answer to
+the client carries ``iss`` (RFC 9207).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
 from gateway import csrf
+from gateway.auth.grants import is_third_party
 from gateway.auth.models import ClientConsent, OAuthClient
 from gateway.auth.scopes import parse_scopes
 from gateway.auth.server import authorization_server, issuer
@@ -116,7 +119,7 @@ def _needs_fresh_login(prompts: set[str], max_age: str) -> bool:
 
 
 def _remembered(member: Member, client: OAuthClient, scope: str) -> bool:
-    if client.skip_consent:
+    if not is_third_party(client):
         return True
     row = db.session.scalar(
         select(ClientConsent).where(
@@ -127,7 +130,7 @@ def _remembered(member: Member, client: OAuthClient, scope: str) -> bool:
 
 
 def _remember(member: Member, client: OAuthClient, scope: str) -> None:
-    if client.skip_consent:
+    if not is_third_party(client):
         return
     row = db.session.scalar(
         select(ClientConsent).where(
@@ -146,6 +149,20 @@ def _grant(grant: object, member: Member | None) -> Response:
     if member is not None:
         forget_fresh_login_request(request.args.get(FRESH_LOGIN_PARAM))
     return _with_iss(response)
+
+
+def _refuse_unverified(grant: Any, member: Member, prompts: set[str]) -> Response:
+    """A member whose address is unconfirmed may not authorize a third-party client."""
+    if "none" in prompts:
+        error = InteractionRequiredError(redirect_uri=grant.redirect_uri)
+        error.state = grant.request.payload.state
+        return _error(error)
+    return Response(
+        render_template(
+            "oidc/unverified.html", client=grant.client, member=member, next=_this_request()
+        ),
+        status=403,
+    )
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
@@ -173,6 +190,8 @@ def authorize() -> Response:
         if "create" in prompts:
             return _to_login(SIGNUP_PATH, frozenset({"create"}))
         return _to_login(LOGIN_PATH)
+    if is_third_party(client) and not member.is_verified:
+        return _refuse_unverified(grant, member, prompts)
     if not deciding and "none" not in prompts and _offer_timebanks(member):
         return redirect(f"{TIMEBANKS_PATH}?{urlencode({'next': _this_request()})}")
     if deciding:

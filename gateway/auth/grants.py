@@ -11,9 +11,14 @@ import time
 from flask import g, has_app_context
 from sqlalchemy import delete, update
 
-from gateway.auth.models import AuthorizationCode, ClientConsent, OAuthToken
+from gateway.auth.models import AuthorizationCode, ClientConsent, OAuthClient, OAuthToken
 from gateway.db import db
 from gateway.members.models import MemberSession
+
+
+def is_third_party(client: OAuthClient) -> bool:
+    """A relying party the project does not run: it asks consent, from verified members only."""
+    return not client.skip_consent
 
 
 def _revoke_tokens_and_codes(member_id: str, client_id: str | None = None) -> None:

@@ -7,13 +7,14 @@ any reason, after a password check that costs the same with or without an accoun
 
 from __future__ import annotations
 
-from flask import Response, current_app, redirect, request
+from flask import Response, current_app, flash, redirect, request
 
 from gateway.auth.session import current_session_member, login_member, logout_member
 from gateway.db import db
-from gateway.i18n import remember_ui_locales
+from gateway.i18n import gettext, remember_ui_locales
 from gateway.members import accounts
 from gateway.members.blueprint import (
+    HOME,
     bp,
     limit,
     load_form,
@@ -102,12 +103,16 @@ def verify_email() -> Response:
 @bp.post("/verify-email/resend")
 @login_required
 def resend_verification() -> Response:
-    """Send the verification link again."""
+    """Send the verification link again, then go back to the page that offered it."""
     member = current_session_member()
     assert member is not None  # noqa: S101 - login_required
+    next_url = safe_next(request.form.get("next"))
     if member.email_verified_at is None:
-        queue_member_mail(member.id, "verify")
-    return page("signup_sent.html", email=member.email)
+        per_account, _, window = _limits()
+        limit("verify-resend", member.id, per_account, window)
+        queue_member_mail(member.id, "verify", next_url)
+        flash(gettext("account.verify.sent", email=member.email))
+    return redirect(next_url or HOME)
 
 
 def _logging_in_again(next_url: str | None) -> Member | None:

@@ -7,13 +7,14 @@ import time
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from gateway.db import utcnow
 from tests.auth.oidc_helpers import REDIRECT, authorize_params, log_in, pkce_pair, query
 from tests.factories import create_client, create_member
 
 
 def _setup(app, **client_fields):
     with app.app_context():
-        member = create_member(password="correct horse battery staple")
+        member = create_member(password="correct horse battery staple", email_verified_at=utcnow())
         client, secret = create_client(
             scope="openid profile email offline_access hours:read", **client_fields
         )

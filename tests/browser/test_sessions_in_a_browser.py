@@ -1,5 +1,5 @@
-"""Logins as a browser sees them: logout ends copies of the cookie, and a request for a
-fresh login from another site logs nobody out."""
+"""Logins as a browser sees them: logout ends copies of the cookie, a request for a fresh
+login from another site logs nobody out, and the unconfirmed-address banner is usable."""
 
 from __future__ import annotations
 
@@ -89,3 +89,21 @@ def test_prompt_login_from_another_site_logs_nobody_out(gateway, chromium):
     page.wait_for_url(re.compile(re.escape(RP_CALLBACK) + r"\?.*code=.*"))
     assert "state=s1" in page.url
     context.close()
+
+
+def test_the_banner_is_a_region_whose_button_shows_keyboard_focus(gateway, chromium):
+    base = gateway["url"]
+    _member(gateway["app"], email="zoe@example.org")
+    page = chromium.new_context(locale="en-GB").new_page()
+    _log_in(page, base, "zoe@example.org")
+    banner = page.get_by_role("region", name="Confirm your email address")
+    assert banner.is_visible()
+    button = banner.get_by_role("button", name="Send the confirmation link again")
+    page.keyboard.press("Tab")  # the skip link
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == button.inner_text()
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
+    page.keyboard.press("Enter")
+    page.get_by_role("status").filter(has_text="We sent a new link").wait_for()
+    assert page.url == f"{base}/account"
