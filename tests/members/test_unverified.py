@@ -114,7 +114,7 @@ def test_confirming_from_the_refusal_page_leads_back_to_the_consent(app, client)
 def test_every_page_shows_the_banner_while_unverified(app, client, language, title, button):
     member, _, _ = _world(app, locale=language)
     log_in(client, member)
-    for path in ("/", "/account", "/account/timebanks", "/logout"):
+    for path in ("/", "/account", "/account/timebanks", "/account/apps", "/logout"):
         html = client.get(path).get_data(as_text=True)
         banner = re.search(r'<section class="verify-banner".*?</section>', html, re.S)
         assert banner, path
