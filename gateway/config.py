@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -204,6 +205,8 @@ def load_settings(
         "LINK_REAUTH_MAX_AGE_SECONDS": _int(
             environ, "LINK_REAUTH_MAX_AGE_SECONDS", 600, minimum=60
         ),
+        "SESSION_IDLE_MINUTES": _int(environ, "SESSION_IDLE_MINUTES", 30, minimum=1),
+        "SESSION_ABSOLUTE_HOURS": _int(environ, "SESSION_ABSOLUTE_HOURS", 12, minimum=1),
         "LOGIN_RATE_LIMIT_PER_ACCOUNT": _int(environ, "LOGIN_RATE_LIMIT_PER_ACCOUNT", 5, minimum=1),
         "LOGIN_RATE_LIMIT_PER_IP": _int(environ, "LOGIN_RATE_LIMIT_PER_IP", 30, minimum=1),
         "LOGIN_RATE_LIMIT_WINDOW_SECONDS": _int(
@@ -218,4 +221,6 @@ def load_settings(
     }
     overrides.pop("DATABASE_URL", None)  # already read, normalized, from environ
     settings.update(overrides)
+    # Flask's cookie (locale, CSRF token, the login's id) lasts no longer than a login may.
+    settings["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings["SESSION_ABSOLUTE_HOURS"])
     return settings

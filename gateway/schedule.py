@@ -36,6 +36,7 @@ class Periodic:
 def periodic_jobs(config: dict[str, Any]) -> list[Periodic]:
     """Every periodic job of the gateway; domains add theirs here."""
     from gateway.auth.housekeeping import prune_sign_on
+    from gateway.auth.session import prune_sessions
     from gateway.callbacks.processing import sweep_inbox
     from gateway.sync.jobs import sweep as sweep_outbox
     from gateway.sync.reconcile import prune_runs, reconcile_all
@@ -47,6 +48,7 @@ def periodic_jobs(config: dict[str, Any]) -> list[Periodic]:
         Periodic(reconcile_all, interval=config.get("RECONCILE_INTERVAL_SECONDS", 900)),
         Periodic(prune_runs, interval=24 * 3600),
         Periodic(prune_sign_on, interval=3600),
+        Periodic(prune_sessions, interval=3600),
     ]
 
 

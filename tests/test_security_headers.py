@@ -70,7 +70,7 @@ def test_every_member_and_admin_page_has_the_headers(app, client, path):
 
 def test_the_consent_page_may_send_the_member_on_to_the_client_only(app, client):
     with app.app_context():
-        member = create_member()
+        member = create_member(email_verified_at=utcnow())
         relying_party, _ = create_client(
             redirect_uris=["https://rp.example:8443/cb", "https://rp.example/other"]
         )

@@ -3,25 +3,38 @@
 ``/oauth/authorize`` validates the request before anything else, so a bad client or
 redirect URI is shown as a page here and never redirected to. A member who is not logged
 in (or must log in again for ``prompt=login`` or ``max_age``) goes to the login page and
-comes back; ``prompt=create`` opens signup. Every answer to the client carries ``iss``
-(RFC 9207).
+comes back; ``prompt=create`` opens signup. Logging in again never ends the current login
+first: the request carries a marker to the login page and back, and is answered once a
+login newer than the marker exists (``gateway.auth.session.ask_fresh_login``). Only
+members who confirmed their address may authorize third-party clients. Every answer to
+the client carries ``iss`` (RFC 9207).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
 from gateway import csrf
+from gateway.auth.grants import is_third_party
 from gateway.auth.models import ClientConsent, OAuthClient
 from gateway.auth.scopes import parse_scopes
 from gateway.auth.server import authorization_server, issuer
-from gateway.auth.session import auth_time, current_session_member, logout_member
+from gateway.auth.session import (
+    ask_fresh_login,
+    current_session_member,
+    forget_fresh_login_request,
+    logged_in_at,
+    logged_in_since_asked,
+    logout_member,
+)
 from gateway.db import db
 from gateway.federation.models import Consent, Platform
 from gateway.i18n import gettext, remember_ui_locales
@@ -34,6 +47,8 @@ bp = Blueprint("oidc_pages", __name__)
 LOGIN_PATH = "/login"
 SIGNUP_PATH = "/signup"
 TIMEBANKS_PATH = "/account/timebanks"
+# The marker of a fresh login this request asked for (our own parameter, not OAuth's).
+FRESH_LOGIN_PARAM = "fresh_login"
 
 
 def _with_iss(response: Response) -> Response:
@@ -54,17 +69,22 @@ def _error(error: OAuth2Error) -> Response:
     )
 
 
-def _this_request(drop_prompts: set[str] = frozenset()) -> str:
-    """This authorization request as a relative URL, without the prompts already handled."""
-    params = [(k, v) for k, v in request.args.items(multi=True) if k != "prompt"]
+def _this_request(drop_prompts: frozenset[str] = frozenset(), marker: str | None = None) -> str:
+    """This authorization request as a relative URL, without the prompts already handled
+    and, given a ``marker``, carrying it instead of any earlier one."""
+    skip = ("prompt", FRESH_LOGIN_PARAM) if marker else ("prompt",)
+    params = [(k, v) for k, v in request.args.items(multi=True) if k not in skip]
     prompts = [p for p in request.args.get("prompt", "").split() if p not in drop_prompts]
     if prompts:
         params.append(("prompt", " ".join(prompts)))
+    if marker:
+        params.append((FRESH_LOGIN_PARAM, marker))
     return url_for(".authorize") + "?" + urlencode(params)
 
 
-def _to_login(path: str, drop_prompts: set[str]) -> Response:
-    target = {"next": _this_request(drop_prompts)}
+def _to_login(path: str, drop_prompts: frozenset[str] = frozenset()) -> Response:
+    # Whatever login follows is the fresh one this request asks for (prompt=login, max_age).
+    target = {"next": _this_request(drop_prompts, marker=ask_fresh_login())}
     if request.args.get("login_hint"):
         target["login_hint"] = request.args["login_hint"]
     return redirect(f"{path}?{urlencode(target)}")
@@ -90,13 +110,16 @@ def _offer_timebanks(member: Member) -> bool:
     return True
 
 
-def _too_old(max_age: str) -> bool:
-    """The session's login is older than the ``max_age`` the client asked for."""
-    return max_age.isdigit() and time.time() - (auth_time() or 0) > int(max_age)
+def _needs_fresh_login(prompts: set[str], max_age: str) -> bool:
+    """The client wants a login newer than the current one (``prompt=login``, ``max_age``)."""
+    if logged_in_since_asked(request.args.get(FRESH_LOGIN_PARAM)):
+        return False
+    at = logged_in_at() or 0.0
+    return "login" in prompts or (max_age.isdigit() and time.time() - at > int(max_age))
 
 
 def _remembered(member: Member, client: OAuthClient, scope: str) -> bool:
-    if client.skip_consent:
+    if not is_third_party(client):
         return True
     row = db.session.scalar(
         select(ClientConsent).where(
@@ -107,7 +130,7 @@ def _remembered(member: Member, client: OAuthClient, scope: str) -> bool:
 
 
 def _remember(member: Member, client: OAuthClient, scope: str) -> None:
-    if client.skip_consent:
+    if not is_third_party(client):
         return
     row = db.session.scalar(
         select(ClientConsent).where(
@@ -123,7 +146,23 @@ def _remember(member: Member, client: OAuthClient, scope: str) -> None:
 def _grant(grant: object, member: Member | None) -> Response:
     response = authorization_server().create_authorization_response(grant=grant, grant_user=member)
     db.session.commit()
+    if member is not None:
+        forget_fresh_login_request(request.args.get(FRESH_LOGIN_PARAM))
     return _with_iss(response)
+
+
+def _refuse_unverified(grant: Any, member: Member, prompts: set[str]) -> Response:
+    """A member whose address is unconfirmed may not authorize a third-party client."""
+    if "none" in prompts:
+        error = InteractionRequiredError(redirect_uri=grant.redirect_uri)
+        error.state = grant.request.payload.state
+        return _error(error)
+    return Response(
+        render_template(
+            "oidc/unverified.html", client=grant.client, member=member, next=_this_request()
+        ),
+        status=403,
+    )
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
@@ -137,9 +176,9 @@ def authorize() -> Response:
     deciding = request.method == "POST" and "decision" in request.form
     if deciding:
         csrf.require_csrf_token()
-    elif member is not None and ("login" in prompts or _too_old(request.values.get("max_age", ""))):
-        # The client wants a fresh login: end this session and send the member to log in.
-        logout_member()
+    elif member is not None and _needs_fresh_login(prompts, request.values.get("max_age", "")):
+        # Answered as if nobody were logged in, but the login stays until a new one replaces
+        # it: a link from another site must not log the member out.
         member = None
     try:
         grant = server.get_consent_grant(end_user=member)
@@ -149,10 +188,12 @@ def authorize() -> Response:
     scope = grant.request.payload.scope or ""
     if member is None:
         if "create" in prompts:
-            return _to_login(SIGNUP_PATH, {"create", "login"})
-        return _to_login(LOGIN_PATH, {"login"})
+            return _to_login(SIGNUP_PATH, frozenset({"create"}))
+        return _to_login(LOGIN_PATH)
+    if is_third_party(client) and not member.is_verified:
+        return _refuse_unverified(grant, member, prompts)
     if not deciding and "none" not in prompts and _offer_timebanks(member):
-        return redirect(f"{TIMEBANKS_PATH}?{urlencode({'next': _this_request({'login'})})}")
+        return redirect(f"{TIMEBANKS_PATH}?{urlencode({'next': _this_request()})}")
     if deciding:
         if request.form["decision"] != "allow":
             return _grant(grant, None)
@@ -160,8 +201,6 @@ def authorize() -> Response:
         return _grant(grant, member)
     if "consent" in prompts or not _remembered(member, client, scope):
         if "none" in prompts:
-            from authlib.oidc.core.errors import ConsentRequiredError
-
             error = ConsentRequiredError(redirect_uri=grant.redirect_uri)
             error.state = grant.request.payload.state
             return _error(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from gateway.auth.grants import end_member_grants
 from gateway.db import db, utcnow
 from gateway.members.models import Member
 from gateway.members.passwords import hash_password, password_problem
@@ -61,12 +62,28 @@ def create_member(
 
 
 def set_password(member: Member, password: str) -> None:
-    """Change the password and end every other session of the member (not committed)."""
+    """Change the password, ending every login and token of the member (not committed).
+
+    Whoever held the account before (a session, an app's tokens) loses it: the reset is
+    how the owner of an address takes back an account someone else opened with it.
+    """
     problem = password_problem(password, member.email)
     if problem:
         raise MemberError("password", problem)
     member.password_hash = hash_password(password)
-    member.session_epoch = (member.session_epoch or 0) + 1
+    # Consents given before the address was ever confirmed may not have been the owner's.
+    end_member_grants(member.id, forget_consents=not member.is_verified)
+
+
+def disable_member(member: Member) -> None:
+    """Stop the member from logging in and acting; every login and token ends (not committed)."""
+    member.status = "disabled"
+    end_member_grants(member.id)
+
+
+def enable_member(member: Member) -> None:
+    """Let a disabled member log in again (not committed); what was ended stays ended."""
+    member.status = "active"
 
 
 def mark_verified(member: Member) -> None:

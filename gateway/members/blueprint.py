@@ -22,6 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 HOME = "/account"
 
 
+@bp.app_context_processor
+def _login_context() -> dict[str, Any]:
+    """Every gateway page knows who is logged in (the base template's banner asks)."""
+    return {"session_member": current_session_member}
+
+
 def safe_next(value: str | None) -> str | None:
     """``value`` if it is a path on this site, else None (no open redirects)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:

@@ -1,4 +1,4 @@
-"""`gateway members ...`: create members (operators, tests) and list them."""
+"""`gateway members ...`: create, list, disable and enable members (operators' tooling)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from gateway.admin.models import AdminAction
 from gateway.commands import fail, with_app
 from gateway.db import db
 from gateway.i18n import gettext
@@ -64,3 +65,49 @@ def members_list(app: Flask, admins: bool) -> None:
     for member in db.session.scalars(query):
         role = "admin" if member.is_admin else "member"
         click.echo(f"{member.id}\t{member.status}\t{role}\t{member.email}\t{member.display_name}")
+
+
+def _find(who: str) -> Member:
+    member = accounts.find_by_email(who) if "@" in who else db.session.get(Member, who)
+    if member is None:
+        fail(f"no member {who!r} (give an email address or a member id).")
+    assert member is not None  # noqa: S101 - fail() exited
+    return member
+
+
+def _audit(action: str, member: Member, reason: str) -> None:
+    db.session.add(
+        AdminAction(
+            actor="cli", action=action, target_type="member", target_id=member.id, reason=reason
+        )
+    )
+
+
+@members_group.command("disable")
+@click.argument("who")
+@click.option("--reason", required=True, help="Why; kept in the audit log.")
+@with_app(needs_redis=False)
+def members_disable(app: Flask, who: str, reason: str) -> None:
+    """Stop a member (email or id) from logging in; every login and token ends at once."""
+    member = _find(who)
+    if member.status == "erased":
+        fail("the member was erased.")
+    accounts.disable_member(member)
+    _audit("disable_member", member, reason)
+    db.session.commit()
+    click.echo(f"Disabled {member.id}; their logins and tokens have ended.")
+
+
+@members_group.command("enable")
+@click.argument("who")
+@click.option("--reason", required=True, help="Why; kept in the audit log.")
+@with_app(needs_redis=False)
+def members_enable(app: Flask, who: str, reason: str) -> None:
+    """Let a disabled member (email or id) log in again."""
+    member = _find(who)
+    if member.status != "disabled":
+        fail(f"the member is {member.status}, not disabled.")
+    accounts.enable_member(member)
+    _audit("enable_member", member, reason)
+    db.session.commit()
+    click.echo(f"Enabled {member.id}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, SmallInteger, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, UTCDateTime, utcnow
@@ -40,8 +40,6 @@ class Member(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="active")
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Bumped by a password change or "log out everywhere": older sessions stop being valid.
-    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -49,3 +47,26 @@ class Member(Base):
     def is_active(self) -> bool:
         """Whether the member may log in and transact."""
         return self.status == "active"
+
+    @property
+    def is_verified(self) -> bool:
+        """Whether the member proved they read mail at their address."""
+        return self.email_verified_at is not None
+
+
+class MemberSession(Base):
+    """A browser's login to the gateway's own pages (members' pages, consent, admin).
+
+    The browser holds a random id; only its SHA-256 is stored, so a copy of this table
+    logs nobody in. Ending a session deletes its row, which ends it at once everywhere.
+    """
+
+    __tablename__ = "member_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    # When the member proved who they are (OIDC auth_time): to the microsecond, so that a
+    # login made a moment after a request for a fresh one is recognised as fresh.
+    authenticated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,13 +7,14 @@ any reason, after a password check that costs the same with or without an accoun
 
 from __future__ import annotations
 
-from flask import Response, current_app, redirect, request
+from flask import Response, current_app, flash, redirect, request
 
 from gateway.auth.session import current_session_member, login_member, logout_member
 from gateway.db import db
-from gateway.i18n import remember_ui_locales
+from gateway.i18n import gettext, remember_ui_locales
 from gateway.members import accounts
 from gateway.members.blueprint import (
+    HOME,
     bp,
     limit,
     load_form,
@@ -22,6 +23,7 @@ from gateway.members.blueprint import (
     safe_next,
 )
 from gateway.members.mail import queue_member_mail
+from gateway.members.models import Member
 from gateway.members.passwords import hash_password, password_problem, verify_password
 from gateway.members.tokens import member_for_reset, member_for_verification
 from gateway.ratelimit import reset as reset_limit
@@ -101,12 +103,22 @@ def verify_email() -> Response:
 @bp.post("/verify-email/resend")
 @login_required
 def resend_verification() -> Response:
-    """Send the verification link again."""
+    """Send the verification link again, then go back to the page that offered it."""
     member = current_session_member()
     assert member is not None  # noqa: S101 - login_required
+    next_url = safe_next(request.form.get("next"))
     if member.email_verified_at is None:
-        queue_member_mail(member.id, "verify")
-    return page("signup_sent.html", email=member.email)
+        per_account, _, window = _limits()
+        limit("verify-resend", member.id, per_account, window)
+        queue_member_mail(member.id, "verify", next_url)
+        flash(gettext("account.verify.sent", email=member.email))
+    return redirect(next_url or HOME)
+
+
+def _logging_in_again(next_url: str | None) -> Member | None:
+    """The member already logged in, when a client sent them to log in afresh (prompt=login,
+    max_age): their login stays until this form succeeds."""
+    return current_session_member() if next_url else None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -115,8 +127,9 @@ def login() -> Response:
     remember_ui_locales(request.values.get("ui_locales"))
     next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
-        values = {"email": request.args.get("login_hint", "")}
-        return page("login.html", values=values, error=None, next=next_url)
+        again = _logging_in_again(next_url)
+        hint = request.args.get("login_hint") or (again.email if again else "")
+        return page("login.html", values={"email": hint}, error=None, next=next_url, again=again)
     data, errors = load_form(LoginForm(), request.form)
     if errors:
         return page("login.html", 422, values=data, error="members.login.failed", next=next_url)
@@ -128,7 +141,12 @@ def login() -> Response:
     valid = verify_password(member.password_hash if member else None, data["password"])
     if member is None or not valid or not member.is_active:
         return page(
-            "login.html", 401, values={"email": email}, error="members.login.failed", next=next_url
+            "login.html",
+            401,
+            values={"email": email},
+            error="members.login.failed",
+            next=next_url,
+            again=_logging_in_again(next_url),
         )
     reset_limit("login-account", email)
     login_member(member)
@@ -164,7 +182,7 @@ def forgot_password() -> Response:
 
 @bp.route("/password/reset", methods=["GET", "POST"])
 def reset_password() -> Response:
-    """Set a new password from a reset link; every other session ends."""
+    """Set a new password from a reset link; every login and token of the member ends."""
     token = request.values.get("token", "")
     member = member_for_reset(token)
     if member is None:
@@ -183,7 +201,7 @@ def reset_password() -> Response:
         return page("reset.html", 422, token=token, errors=errors)
     accounts.mark_verified(member)  # the link came to their mailbox
     db.session.commit()
-    login_member(member)
+    login_member(member)  # after the reset, which ended every earlier login
     return redirect("/account")
 
 

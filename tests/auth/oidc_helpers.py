@@ -5,8 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
+from contextlib import nullcontext
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
+
+from flask import has_app_context
+
+from gateway.auth.models import token_digest
+from gateway.auth.session import SESSION_KEY
+from gateway.db import db
+from gateway.members.models import MemberSession
 
 REDIRECT = "https://site.example/callback"
 
@@ -18,12 +26,28 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def log_in(client, member, auth_time: int | None = None) -> None:
-    """Give the test client a gateway session for ``member``."""
+def log_in(client, member, auth_time: float | None = None) -> None:
+    """Give the test client a gateway login for ``member``, made at ``auth_time`` (default now).
+
+    The login is a ``member_sessions`` row, as the login page makes it; works inside or
+    outside an application context.
+    """
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    at = datetime.fromtimestamp(auth_time, UTC) if auth_time is not None else now
+    context = nullcontext() if has_app_context() else client.application.app_context()
+    with context:
+        db.session.add(
+            MemberSession(
+                token_hash=token_digest(token),
+                member_id=member.id,
+                authenticated_at=at,
+                last_seen_at=now,
+            )
+        )
+        db.session.commit()
     with client.session_transaction() as session:
-        session["member_id"] = member.id
-        session["auth_time"] = auth_time or int(time.time())
-        session["epoch"] = member.session_epoch
+        session[SESSION_KEY] = token
 
 
 def query(location: str) -> dict[str, str]:

@@ -7,13 +7,14 @@ import time
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from gateway.db import utcnow
 from tests.auth.oidc_helpers import REDIRECT, authorize_params, log_in, pkce_pair, query
 from tests.factories import create_client, create_member
 
 
 def _setup(app, **client_fields):
     with app.app_context():
-        member = create_member(password="correct horse battery staple")
+        member = create_member(password="correct horse battery staple", email_verified_at=utcnow())
         client, secret = create_client(
             scope="openid profile email offline_access hours:read", **client_fields
         )
@@ -241,3 +242,115 @@ def test_member_without_timebank_choice_is_offered_them_once(app, client):
         "/oauth/authorize", query_string=authorize_params(client_id, challenge, nonce="other")
     )
     assert "code" in query(second.headers["Location"])
+
+
+def _login_page(web, location: str, email: str):
+    """Log in on the page ``location`` sent the browser to, as the member would."""
+    assert location.startswith("/login?"), location
+    assert web.get(location).status_code == 200
+    with web.session_transaction() as session:
+        token = session["csrf"]
+    done = web.post(
+        "/login",
+        data={
+            "email": email,
+            "password": "correct horse battery staple",
+            "next": query(location)["next"],
+            "csrf_token": token,
+        },
+    )
+    assert done.status_code == 302, done.get_data(as_text=True)
+    return done.headers["Location"]
+
+
+def _auth_time(web, client_id, secret, code, verifier) -> int:
+    body = web.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=(client_id, secret),
+    ).json
+    jwks = KeySet.import_key_set(web.get("/oauth/jwks").json)
+    return jwt.decode(body["id_token"], jwks, algorithms=["RS256"]).claims["auth_time"]
+
+
+def test_prompt_login_keeps_the_session_until_the_new_login_succeeds(app, client):
+    member, client_id, secret = _setup(app, skip_consent=True)
+    earlier = int(time.time()) - 600
+    log_in(client, member, auth_time=earlier)
+    verifier, challenge = pkce_pair()
+    params = authorize_params(client_id, challenge, prompt="login")
+    # A link from another site: the member is asked to log in again, not logged out.
+    ask = client.get("/oauth/authorize", query_string=params)
+    login_location = ask.headers["Location"]
+    assert login_location.startswith("/login?")
+    assert client.get("/account").status_code == 200
+    page = client.get(login_location).get_data(as_text=True)
+    assert member.email in page  # "you are logged in as ..."
+    # Abandoned: still logged in, and going straight back does not skip the login.
+    assert client.get("/account").status_code == 200
+    skipped = client.get(query(login_location)["next"])
+    assert skipped.headers["Location"].startswith("/login?")
+
+    before = int(time.time())
+    back = _login_page(client, login_location, member.email)
+    assert back.startswith("/oauth/authorize?")
+    answer = query(client.get(back).headers["Location"])
+    assert "code" in answer, answer
+    assert _auth_time(client, client_id, secret, answer["code"], verifier) >= before
+
+
+def test_max_age_zero_completes_after_a_fresh_login(app, client):
+    member, client_id, secret = _setup(app, skip_consent=True)
+    log_in(client, member, auth_time=time.time() - 5)
+    verifier, challenge = pkce_pair()
+    ask = client.get(
+        "/oauth/authorize", query_string=authorize_params(client_id, challenge, max_age="0")
+    )
+    before = int(time.time())
+    back = _login_page(client, ask.headers["Location"], member.email)
+    answer = query(client.get(back).headers["Location"])
+    assert "code" in answer, answer  # not sent back to the login form
+    assert _auth_time(client, client_id, secret, answer["code"], verifier) >= before
+
+
+def test_max_age_zero_without_a_session_completes_too(app, client):
+    member, client_id, _ = _setup(app, skip_consent=True)
+    _, challenge = pkce_pair()
+    ask = client.get(
+        "/oauth/authorize", query_string=authorize_params(client_id, challenge, max_age="0")
+    )
+    back = _login_page(client, ask.headers["Location"], member.email)
+    assert "code" in query(client.get(back).headers["Location"])
+
+
+def test_a_made_up_or_another_browsers_marker_is_no_fresh_login(app, client):
+    member, client_id, _ = _setup(app, skip_consent=True)
+    log_in(client, member)
+    _, challenge = pkce_pair()
+    made_up = client.get(
+        "/oauth/authorize",
+        query_string=authorize_params(client_id, challenge, prompt="login", fresh_login="x" * 16),
+    )
+    assert made_up.headers["Location"].startswith("/login?")
+    # Another browser of the member's, logged in since, cannot use this browser's marker.
+    marked = query(made_up.headers["Location"])["next"]
+    other = app.test_client()
+    log_in(other, member)
+    assert other.get(marked).headers["Location"].startswith("/login?")
+
+
+def test_prompt_none_with_a_too_old_login_answers_login_required_and_logs_nobody_out(app, client):
+    member, client_id, _ = _setup(app, skip_consent=True)
+    log_in(client, member, auth_time=int(time.time()) - 600)
+    _, challenge = pkce_pair()
+    response = client.get(
+        "/oauth/authorize",
+        query_string=authorize_params(client_id, challenge, prompt="none", max_age="60"),
+    )
+    assert query(response.headers["Location"])["error"] == "login_required"
+    assert client.get("/account").status_code == 200

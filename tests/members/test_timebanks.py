@@ -215,8 +215,11 @@ def test_an_unconfirmed_member_is_told_why_and_offered_the_link_again(
     assert 'action="/verify-email/resend"' in html
     assert 'action="/account/timebanks/tr/connect"' not in html
     assert 'action="/account/timebanks/tr/link"' not in html
-    sent = client.post("/verify-email/resend", data={"csrf_token": csrf(client)})
-    assert sent.status_code == 200
+    # The banner's resend (on every page) comes back here.
+    sent = client.post(
+        "/verify-email/resend", data={"csrf_token": csrf(client), "next": "/account/timebanks"}
+    )
+    assert sent.headers["Location"] == "/account/timebanks"
     (message,) = deliver_mail(app)
     assert "/verify-email?token=" in message.get_content()
 
