@@ -196,6 +196,9 @@ def load_settings(
             environ, "SYNC_CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1
         ),
         "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
+        "OAUTH_REFRESH_FAMILY_MAX_SECONDS": _int(
+            environ, "OAUTH_REFRESH_FAMILY_MAX_SECONDS", 30 * 24 * 3600, minimum=60
+        ),
         "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
         "LOGIN_RATE_LIMIT_PER_ACCOUNT": _int(environ, "LOGIN_RATE_LIMIT_PER_ACCOUNT", 5, minimum=1),
         "LOGIN_RATE_LIMIT_PER_IP": _int(environ, "LOGIN_RATE_LIMIT_PER_IP", 30, minimum=1),

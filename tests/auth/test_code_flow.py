@@ -29,7 +29,7 @@ def _code(web, client_id, challenge, **extra):
 
 
 def test_code_flow_issues_signed_id_token_with_nonce_and_iss(app, client):
-    member, client_id, secret = _setup(app, skip_consent=True)
+    member, client_id, secret = _setup(app, kind="first_party")
     log_in(client, member)
     verifier, challenge = pkce_pair()
     params = _code(client, client_id, challenge)
@@ -113,7 +113,7 @@ def test_prompt_none_without_session_answers_login_required(app, client):
 
 
 def test_max_age_exceeded_requires_a_new_login(app, client):
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     log_in(client, member, auth_time=int(time.time()) - 600)
     _, challenge = pkce_pair()
     response = client.get(
@@ -150,7 +150,7 @@ def test_third_party_client_asks_consent_once(app, client):
 
 
 def test_reused_nonce_is_refused(app, client):
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     log_in(client, member)
     _, challenge = pkce_pair()
     assert "code" in _code(client, client_id, challenge)
@@ -175,7 +175,7 @@ def test_denied_consent_answers_access_denied(app, client):
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(app, client):
-    member, client_id, secret = _setup(app, skip_consent=True)
+    member, client_id, secret = _setup(app, kind="first_party")
     log_in(client, member)
     verifier, challenge = pkce_pair()
     code = _code(client, client_id, challenge, scope="openid offline_access hours:read")["code"]
@@ -220,7 +220,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(app, client):
 def test_member_without_timebank_choice_is_offered_them_once(app, client):
     from gateway.federation.platforms import add_platform
 
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     with app.app_context():
         add_platform(
             "tb",

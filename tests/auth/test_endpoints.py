@@ -28,7 +28,7 @@ def _cli(app_config, *args):
 def _tokens(app, client, scope="openid profile offline_access", **client_fields):
     with app.app_context():
         member = create_member()
-        rp, secret = create_client(scope=scope, skip_consent=True, **client_fields)
+        rp, secret = create_client(scope=scope, kind="first_party", **client_fields)
     log_in(client, member)
     verifier, challenge = pkce_pair()
     location = client.get(
@@ -100,14 +100,14 @@ def test_rotation_keeps_old_key_published_until_its_tokens_expire(app, client, a
 
 def test_client_credentials_for_machine_clients(app, client):
     with app.app_context():
-        machine, secret = create_client(scope="hours:read transactions:write")
+        machine, secret = create_client(scope="admin", kind="machine")
     response = client.post(
         "/oauth/token",
-        data={"grant_type": "client_credentials", "scope": "hours:read"},
+        data={"grant_type": "client_credentials", "scope": "admin"},
         auth=(machine.client_id, secret),
     )
     assert response.status_code == 200, response.json
-    assert response.json["scope"] == "hours:read"
+    assert response.json["scope"] == "admin"
     assert "refresh_token" not in response.json
     assert response.headers["Cache-Control"] == "no-store"
     bad = client.post(
@@ -220,6 +220,8 @@ def test_clients_cli_create_list_revoke(app, app_config):
         "create",
         "--name",
         "Sito",
+        "--kind",
+        "third_party",
         "--redirect-uri",
         "https://sito.example/cb",
         "--scope",
@@ -230,8 +232,11 @@ def test_clients_cli_create_list_revoke(app, app_config):
     data = json.loads(created.output)
     assert data["client_secret"]
     assert data["redirect_uris"] == ["https://sito.example/cb"]
+    assert data["kind"] == "third_party"
+    assert data["grant_types"] == ["authorization_code", "refresh_token"]
     listed = _cli(app_config, "clients", "list")
     assert data["client_id"] in listed.output
+    assert "third_party" in listed.output
     assert data["client_secret"] not in listed.output
     public = _cli(
         app_config,
@@ -239,6 +244,8 @@ def test_clients_cli_create_list_revoke(app, app_config):
         "create",
         "--name",
         "App",
+        "--kind",
+        "third_party",
         "--redirect-uri",
         "http://127.0.0.1:8080/cb",
         "--scope",
@@ -259,7 +266,9 @@ def test_clients_cli_refuses_bad_input(app, app_config):
         ("--scope", "openid wizard", "--redirect-uri", "https://site.example/cb"),
         ("--scope", "openid", "--public"),
     ):
-        result = _cli(app_config, "clients", "create", "--name", "X", *args)
+        result = _cli(
+            app_config, "clients", "create", "--name", "X", "--kind", "third_party", *args
+        )
         assert result.exit_code == 2, (args, result.output)
         assert result.output.startswith("Error: "), result.output
     assert _cli(app_config, "clients", "revoke", "nope").exit_code == 2

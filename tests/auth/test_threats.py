@@ -18,11 +18,11 @@ def setup(app, client):
     with app.app_context():
         member = create_member()
         confidential, secret = create_client(
-            scope="openid profile email offline_access hours:read", skip_consent=True
+            scope="openid profile email offline_access hours:read", kind="first_party"
         )
         public, _ = create_client(
             scope="openid profile email offline_access",
-            skip_consent=True,
+            kind="first_party",
             is_public=True,
             secret_hash=None,
             grant_types=["authorization_code", "refresh_token"],
