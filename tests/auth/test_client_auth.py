@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from gateway.auth.housekeeping import prune_sign_on
 from gateway.auth.models import ClientAssertion
 from gateway.db import db
 from tests.auth.oidc_helpers import REDIRECT, authorize_params, log_in, pkce_pair, query
@@ -217,6 +218,9 @@ def test_an_assertion_is_used_once(app, client):
     assert replay.json["error"] == "invalid_client"
     with app.app_context():
         assert db.session.query(ClientAssertion).count() == 1
+        # Kept until the assertion expired; then housekeeping lets it go.
+        assert prune_sign_on()["assertions"] == 0
+        assert prune_sign_on(now=time.time() + 3600)["assertions"] == 1
 
 
 @pytest.mark.parametrize(

@@ -282,9 +282,9 @@ def test_housekeeping_prunes_spent_codes_and_dead_tokens(app, client):
 
     _tokens(app, client)
     with app.app_context():
-        assert prune_sign_on() == {"codes": 0, "tokens": 0, "keys": 0}
+        assert prune_sign_on() == {"codes": 0, "tokens": 0, "assertions": 0, "keys": 0}
         later = time.time() + 70 * 24 * 3600  # refresh life (30 d) + retention (30 d) passed
-        assert prune_sign_on(now=later) == {"codes": 1, "tokens": 1, "keys": 0}
+        assert prune_sign_on(now=later) == {"codes": 1, "tokens": 1, "assertions": 0, "keys": 0}
         from gateway.db import db
 
         assert db.session.query(AuthorizationCode).count() == 0
