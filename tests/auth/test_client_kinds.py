@@ -158,11 +158,15 @@ def test_each_kind_is_registered_with_its_grants(app, app_config):
 # -- the token endpoint -------------------------------------------------------------------
 
 
-def test_third_party_client_gets_no_client_credentials_token(app, client):
-    """The issue's repro, refused where the token would be issued."""
-    with app.app_context():
-        rp, secret = create_client(scope=WRITE, kind="third_party")
-    response = _client_credentials(client, rp.client_id, secret, "transactions:write")
+def test_third_party_client_gets_no_client_credentials_token(app, app_config, client):
+    """The issue's repro, registered as an operator would and refused at the token endpoint."""
+    rp = _created(
+        app_config, "--kind", "third_party", "--scope", WRITE, "--redirect-uri",
+        "https://r.example/cb",
+    )  # fmt: skip
+    response = _client_credentials(
+        client, rp["client_id"], rp["client_secret"], "transactions:write"
+    )
     assert response.status_code == 400
     assert response.json["error"] == "unauthorized_client"
     assert "access_token" not in response.json

@@ -289,3 +289,86 @@ def test_housekeeping_prunes_spent_codes_and_dead_tokens(app, client):
 
         assert db.session.query(AuthorizationCode).count() == 0
         assert db.session.query(OAuthToken).count() == 0
+
+
+def test_code_flow_without_scope_gets_the_default_scope_but_no_id_token(app, client):
+    with app.app_context():
+        member = create_member()
+        rp, secret = create_client(
+            scope="openid profile hours:read transactions:write",
+            default_scope="openid profile hours:read",
+            kind="first_party",
+        )
+    log_in(client, member)
+    verifier, challenge = pkce_pair()
+    params = authorize_params(rp.client_id, challenge)
+    del params["scope"]
+    location = client.get("/oauth/authorize", query_string=params).headers["Location"]
+    body = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": query(location)["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=(rp.client_id, secret),
+    ).json
+    # openid is left out: a request that did not ask for it is plain OAuth.
+    assert body["scope"] == "hours:read profile"
+    assert "id_token" not in body
+
+
+def test_client_credentials_without_scope_get_the_default_scope(app, client):
+    with app.app_context():
+        site, secret = create_client(
+            scope="openid hours:read transactions:write", kind="first_party"
+        )
+        narrow, narrow_secret = create_client(
+            scope="hours:read transactions:write", default_scope="hours:read", kind="first_party"
+        )
+    # Every registered scope a client's own token can carry: openid needs a member.
+    default = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(site.client_id, secret)
+    ).json
+    assert default["scope"] == "hours:read transactions:write"
+    chosen = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(narrow.client_id, narrow_secret),
+    ).json
+    assert chosen["scope"] == "hours:read"
+
+
+def test_default_scope_is_set_at_registration(app, app_config):
+    common = ("clients", "create", "--name", "X", "--kind", "first_party", "--json")
+    chosen = _cli(
+        app_config,
+        *common,
+        "--scope",
+        "openid hours:read transactions:write",
+        "--grant",
+        "client_credentials",
+        "--default-scope",
+        "hours:read",
+    )
+    assert json.loads(chosen.output)["default_scope"] == "hours:read"
+    whole = _cli(
+        app_config, *common, "--scope", "transactions:write", "--grant", "client_credentials"
+    )
+    assert json.loads(whole.output)["default_scope"] == "transactions:write"
+
+
+def test_consent_for_a_request_without_scope_shows_the_default_scope(app, client):
+    with app.app_context():
+        member = create_member()
+        rp, _ = create_client(scope="hours:read transactions:write", kind="third_party")
+    log_in(client, member)
+    params = authorize_params(rp.client_id, pkce_pair()[1], ui_locales="en")
+    del params["scope"]
+    page = client.get("/oauth/authorize", query_string=params)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    # The member sees what the code will grant: the client's default scope.
+    assert "read your hour balance and transactions" in html
+    assert "record hour exchanges for you" in html
