@@ -259,6 +259,13 @@ class OAuthToken(Base):
             and time.time() < self.refresh_expires_at()
         )
 
+    def holders_active(self) -> bool:
+        """Its client is not revoked and its member, if it has one, is still active."""
+        client, member = self.client, self.member
+        if client is None or client.revoked_at is not None:
+            return False
+        return self.member_id is None or (member is not None and member.is_active)
+
     @property
     def scopes(self) -> frozenset[str]:
         """The granted scopes the token may still act with.
@@ -267,16 +274,12 @@ class OAuthToken(Base):
         nothing once the client is revoked or the member is no longer active, and ``admin`` on a
         member's token only while the member is an operator.
         """
-        client = self.client
-        if client is None or client.revoked_at is not None:
+        if not self.holders_active():
             return frozenset()
-        granted = frozenset(parse_scopes(self.scope)) & client.allowed_scopes
-        if self.member_id is None:
+        granted = frozenset(parse_scopes(self.scope)) & self.client.allowed_scopes
+        if self.member is None:
             return granted & CLIENT_CREDENTIALS_SCOPES
-        member = self.member
-        if member is None or not member.is_active:
-            return frozenset()
-        return granted if member.is_admin else granted - {"admin"}
+        return granted if self.member.is_admin else granted - {"admin"}
 
 
 class AuthorizationCode(Base):

@@ -427,20 +427,15 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
         token = self.authenticate_token(request, client)
         if token is None:
             return 200, {"active": False}, default_json_headers
-        presented = token_digest(request.form["token"])
-        if presented == token.refresh_token_hash:
+        is_refresh = token_digest(request.form["token"]) == token.refresh_token_hash
+        if is_refresh:
             active, expires_at = token.is_refresh_token_valid(), token.refresh_expires_at()
         else:
             active = not (token.is_expired() or token.is_revoked())
             expires_at = token.get_expires_at()
-        if not active or not token.scopes:
-            # No scope left: the client was revoked or the member is no longer active.
+        if not (active and token.holders_active()):
             return 200, {"active": False}, default_json_headers
-        return (
-            200,
-            self.describe(token, expires_at, presented == token.access_token_hash),
-            (default_json_headers),
-        )
+        return 200, self.describe(token, expires_at, not is_refresh), default_json_headers
 
     def describe(self, token: OAuthToken, expires_at: int, is_access: bool) -> dict:
         """The introspection answer for an active token."""

@@ -11,7 +11,7 @@ from joserfc.jwk import KeySet
 
 from gateway.auth import keys
 from gateway.cli import main
-from gateway.db import utcnow
+from gateway.db import db, utcnow
 from tests.auth.oidc_helpers import REDIRECT, authorize_params, log_in, pkce_pair, query
 from tests.factories import create_client, create_member
 
@@ -372,3 +372,15 @@ def test_consent_for_a_request_without_scope_shows_the_default_scope(app, client
     # The member sees what the code will grant: the client's default scope.
     assert "read your hour balance and transactions" in html
     assert "record hour exchanges for you" in html
+
+
+def test_introspection_says_inactive_once_the_member_is_disabled(app, client):
+    from gateway.members.models import Member
+
+    member, client_id, secret, body = _tokens(app, client)
+    with app.app_context():
+        db.session.get(Member, member.id).status = "disabled"
+        db.session.commit()
+    for token in (body["access_token"], body["refresh_token"]):
+        answer = client.post("/oauth/introspect", data={"token": token}, auth=(client_id, secret))
+        assert answer.json == {"active": False}
