@@ -269,3 +269,33 @@ def test_unsigned_and_symmetric_assertions_are_refused(app, client):
     for signed in (unsigned, symmetric):
         response = _assertion_response(app, client, credential, signed)
         assert response.json["error"] == "invalid_client"
+
+
+def test_a_key_client_registered_from_a_jwks_file_authenticates(app, app_config, client, tmp_path):
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    private, jwks = _key_pair()
+    public_file, private_file = tmp_path / "public.json", tmp_path / "private.json"
+    public_file.write_text(json.dumps(jwks))
+    private_jwk = json.loads(RSAAlgorithm.to_jwk(private))
+    private_file.write_text(json.dumps({"keys": [private_jwk]}))
+    env = {k: app_config[k] for k in ("DATABASE_URL", "GATEWAY_DATA_DIR", "SECRET_KEY")}
+    command = ["clients", "create", "--name", "Ops", "--kind", "machine", "--scope", "admin"]
+    leaked = CliRunner().invoke(main, [*command, "--jwks-file", str(private_file)], env=env)
+    assert leaked.exit_code == 2
+    assert "private key" in leaked.output
+    created = CliRunner().invoke(
+        main, [*command, "--jwks-file", str(public_file), "--json"], env=env
+    )
+    assert created.exit_code == 0, created.output
+    data = json.loads(created.output)
+    assert data["client_secret"] is None
+    assert data["token_endpoint_auth_method"] == "private_key_jwt"
+    credential = Credential(data["client_id"], "private_key_jwt", key=private)
+    response = client.post(
+        "/oauth/token", **credential.apply({"grant_type": "client_credentials"}, _token_url(app))
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["scope"] == "admin"
