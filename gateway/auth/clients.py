@@ -95,7 +95,7 @@ def _grant_types(
     beyond = wanted - GRANTS[kind]
     if beyond:
         raise ClientError(
-            f"a {kind} client cannot use {', '.join(sorted(beyond))}: {DESCRIPTIONS[kind]}."
+            f"a {kind} client ({DESCRIPTIONS[kind]}) cannot use {', '.join(sorted(beyond))}."
         )
     if not wanted:
         raise ClientError(
