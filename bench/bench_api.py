@@ -82,6 +82,7 @@ def _seed(app) -> tuple[str, list[str]]:
         db.session.add(
             OAuthClient(
                 client_id="bench-site",
+                kind="first_party",
                 name="bench",
                 scope="transactions:write",
                 grant_types=["client_credentials"],

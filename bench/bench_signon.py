@@ -43,9 +43,9 @@ def _seed(app) -> tuple[str, str, str, str]:
     """A first-party client, a machine client and members; returns their ids and secrets."""
     with app.app_context():
         site = create_client(
-            "Bench site", "openid profile email", redirect_uris=[CALLBACK], first_party=True
+            "Bench site", "openid profile email", redirect_uris=[CALLBACK], kind="first_party"
         )
-        machine = create_client("Bench partner", "hours:read")
+        machine = create_client("Bench operators' tooling", "admin", kind="machine")
         password_hash = generate_password_hash(PASSWORD)
         for n in range(MEMBERS):
             db.session.add(

@@ -197,6 +197,9 @@ def load_settings(
             environ, "SYNC_CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1
         ),
         "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
+        "OAUTH_REFRESH_FAMILY_MAX_SECONDS": _int(
+            environ, "OAUTH_REFRESH_FAMILY_MAX_SECONDS", 30 * 24 * 3600, minimum=60
+        ),
         "SESSION_COOKIE_SECURE": _bool(environ, "SESSION_COOKIE_SECURE", env == "production"),
         # Flask's own defaults hold these keys already (SameSite unset): they are set here.
         "SESSION_COOKIE_HTTPONLY": True,

@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from gateway.auth.clients import create_client
+from gateway.auth.kinds import FIRST_PARTY
 from gateway.auth.models import OAuthClient, hash_client_secret
 from gateway.db import db
 from gateway.federation.models import Platform
@@ -75,7 +76,7 @@ def ensure_demo_client(app: Flask, demo_url: str) -> str | None:
                 SCOPE,
                 redirect_uris=[f"{demo_url}/callback"],
                 post_logout_redirect_uris=[f"{demo_url}/"],
-                first_party=True,
+                kind=FIRST_PARTY,
                 client_id=DEMO_CLIENT_ID,
             ).secret
         if client.revoked_at is not None:

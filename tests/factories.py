@@ -30,18 +30,31 @@ def create_member(**fields) -> Member:
     return member
 
 
-def create_client(scope: str = "openid profile email hours:read transactions:write", **fields):
-    """A committed confidential client; returns (client, plaintext secret)."""
+# The grants each kind of client is registered with, as ``gateway clients create`` does.
+GRANTS_OF_KIND = {
+    "first_party": ["authorization_code", "refresh_token", "client_credentials"],
+    "third_party": ["authorization_code", "refresh_token"],
+    "machine": ["client_credentials"],
+}
+
+
+def create_client(
+    scope: str = "openid profile email hours:read transactions:write",
+    kind: str = "third_party",
+    **fields,
+):
+    """A committed confidential client of ``kind``; returns (client, plaintext secret)."""
     secret = secrets.token_urlsafe(24)
     client = OAuthClient(
         client_id=fields.pop("client_id", f"client-{next(_sequence)}"),
+        kind=kind,
         secret_hash=fields.pop("secret_hash", hash_client_secret(secret)),
         name=fields.pop("name", "Test client"),
-        redirect_uris=fields.pop("redirect_uris", ["https://site.example/callback"]),
-        scope=scope,
-        grant_types=fields.pop(
-            "grant_types", ["authorization_code", "refresh_token", "client_credentials"]
+        redirect_uris=fields.pop(
+            "redirect_uris", [] if kind == "machine" else ["https://site.example/callback"]
         ),
+        scope=scope,
+        grant_types=fields.pop("grant_types", GRANTS_OF_KIND[kind]),
         **fields,
     )
     db.session.add(client)
@@ -50,8 +63,9 @@ def create_client(scope: str = "openid profile email hours:read transactions:wri
 
 
 def bearer_headers(scope: str, member: Member | None = None, expires_in: int = 3600) -> dict:
-    """Authorization headers carrying a fresh token with ``scope`` (for ``member``, if given)."""
-    client, _ = create_client(scope=scope)
+    """Authorization headers carrying a fresh token of the website (a first-party client) with
+    ``scope``, for ``member`` if given."""
+    client, _ = create_client(scope=scope, kind="first_party")
     token = issue_token(
         client.client_id, scope, member_id=member.id if member else None, expires_in=expires_in
     )

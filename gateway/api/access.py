@@ -1,13 +1,19 @@
 """Who may read and post what, beyond the scopes: the rules of member and client tokens.
 
-A member token (issued to the website for a member) reads only that member's account and posts
-only as the payer. A client-credentials token (the website's back end) with ``transactions:write``
-posts between any member and organization accounts. ``admin`` reads every account.
+A member's token, whichever client holds it, acts only for that member: it reads only that
+member's account and posts only as the payer. A token without a member (client credentials)
+posts between any member and organization accounts only when it is the first-party client's
+(the website's back end); a machine client's token cannot post at all, since every transaction
+moves a member's hours. ``admin`` reads every account. See the README's "Authorization model".
+
+Every refusal is a 403 carrying the RFC 6750 challenge ``insufficient_scope``: the token is
+valid but does not reach this far.
 """
 
 from __future__ import annotations
 
-from gateway.auth.resource import current_member, current_token
+from gateway.auth.kinds import FIRST_PARTY
+from gateway.auth.resource import bearer_challenge, current_member, current_token
 from gateway.ledger import services as ledger
 from gateway.ledger.models import Account, Transaction
 from gateway.members.models import Member
@@ -15,7 +21,7 @@ from gateway.problems import Problem
 
 
 def has_scope(scope: str) -> bool:
-    """The current token was granted ``scope``."""
+    """The current token may act with ``scope`` (see ``OAuthToken.scopes``)."""
     return scope in current_token.scopes
 
 
@@ -24,22 +30,42 @@ def client_id() -> str:
     return str(current_token.client_id)
 
 
+def _refusal(code: str, title: str, detail: str) -> Problem:
+    return Problem(
+        403,
+        detail,
+        title=title,
+        type=code,
+        code=code,
+        headers={"WWW-Authenticate": bearer_challenge("insufficient_scope", detail)},
+    )
+
+
 def require_member() -> Member:
     """The member the token acts for; 403 for a client-credentials token."""
     member = current_member()
     if member is None:
-        raise Problem(
-            403,
+        raise _refusal(
+            "member_token_required",
+            "Member token required",
             "This operation acts for a member: use a token issued for a member.",
-            title="Member token required",
-            type="member_token_required",
-            code="member_token_required",
         )
     return member
 
 
 def _forbidden(detail: str) -> Problem:
-    return Problem(403, detail, title="Forbidden", type="forbidden", code="forbidden")
+    return _refusal("forbidden", "Forbidden", detail)
+
+
+def _ensure_first_party_client() -> None:
+    """A token without a member acts for any member only if it is the website's own."""
+    if current_token.client.kind != FIRST_PARTY:
+        raise _refusal(
+            "client_token_not_allowed",
+            "Client token not allowed",
+            "Only the project's website (a first-party client) posts for any member with "
+            "its own token; other clients act with a member's token, for that member.",
+        )
 
 
 def _own_account_id(member: Member) -> str | None:
@@ -74,7 +100,9 @@ def ensure_can_read_transaction(txn: Transaction) -> None:
 def ensure_can_post(payer: Account) -> None:
     """A member token posts only as the payer (who received the help or used the desk)."""
     member = current_member()
-    if member is not None and payer.member_id != member.id:
+    if member is None:
+        _ensure_first_party_client()
+    elif payer.member_id != member.id:
         raise _forbidden(
             "A member's token posts only transactions where that member pays "
             "(the member who was helped or used the desk)."
@@ -82,13 +110,13 @@ def ensure_can_post(payer: Account) -> None:
 
 
 def ensure_can_reverse(original: Transaction) -> None:
-    """A member token reverses only what its member received (a refund); a client any."""
+    """An operator reverses any; a member what they received (a refund); the website any."""
     if has_scope("admin"):
         return
     member = current_member()
     if member is None:
-        return
-    if original.payee_account_id != _own_account_id(member):
+        _ensure_first_party_client()
+    elif original.payee_account_id != _own_account_id(member):
         raise _forbidden(
             "A member's token reverses only transactions that member received (a refund)."
         )

@@ -185,7 +185,7 @@ def authorize() -> Response:
     except OAuth2Error as error:
         return _error(error)
     client: OAuthClient = grant.client
-    scope = grant.request.payload.scope or ""
+    scope = grant.request.scope or ""  # the requested scope, or the client's default one
     if member is None:
         if "create" in prompts:
             return _to_login(SIGNUP_PATH, frozenset({"create"}))

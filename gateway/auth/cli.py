@@ -9,6 +9,7 @@ from flask import Flask
 
 from gateway.auth import keys
 from gateway.auth.clients import ClientError, create_client, list_clients, revoke_client
+from gateway.auth.kinds import CLIENT_CREDENTIALS, CODE, KINDS
 from gateway.auth.models import OAuthClient
 from gateway.commands import fail, with_app
 
@@ -17,9 +18,11 @@ def _client_dict(client: OAuthClient) -> dict:
     return {
         "client_id": client.client_id,
         "name": client.name,
+        "kind": client.kind,
         "public": client.is_public,
-        "first_party": client.skip_consent,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "scope": client.scope,
+        "default_scope": client.default_scope,
         "redirect_uris": client.redirect_uris,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "grant_types": client.grant_types,
@@ -28,29 +31,70 @@ def _client_dict(client: OAuthClient) -> dict:
     }
 
 
+def _read_jwks(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"cannot read the JWK set in {path}: {exc}.") from None
+    if not isinstance(data, dict):
+        raise ClientError(f"{path} does not hold a JWK set (a JSON object with 'keys').")
+    return data
+
+
 @click.group("clients")
 def clients_group() -> None:
-    """OAuth clients: the website, the demo site, partner back ends."""
+    """OAuth clients: the website, the demo site, relying parties, machine clients."""
 
 
 @clients_group.command("create")
 @click.option("--name", required=True, help="Shown to members on the consent screen.")
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(KINDS),
+    help="first_party: the project's website (no consent screen); third_party: a relying "
+    "party (members' tokens only, after consent); machine: a back end (client credentials).",
+)
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Exact URI (repeatable).")
 @click.option("--post-logout-redirect-uri", "logout_uris", multiple=True, help="(repeatable)")
 @click.option("--scope", required=True, help='Space-separated, e.g. "openid profile email".')
+@click.option(
+    "--default-scope",
+    default=None,
+    help="What a token request naming no scope gets (default: the whole --scope).",
+)
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    type=click.Choice([CODE, CLIENT_CREDENTIALS]),
+    help=f"Add a grant (repeatable): {CLIENT_CREDENTIALS} gives a first-party client its "
+    f"back end's own tokens. Redirect URIs imply {CODE}; a machine client has "
+    f"{CLIENT_CREDENTIALS} only.",
+)
 @click.option("--public", is_flag=True, help="A browser or mobile app: no secret, PKCE only.")
-@click.option("--first-party", is_flag=True, help="The project's own site: no consent screen.")
+@click.option(
+    "--jwks-file",
+    default=None,
+    help="A public JWK set: the client authenticates with private_key_jwt and gets no secret.",
+)
 @click.option("--client-id", default=None, help="Choose the id (default: random).")
 @click.option("--json", "as_json", is_flag=True, help="Print the client as JSON.")
 @with_app(needs_redis=False)
 def clients_create(
     app: Flask,
     name: str,
+    kind: str,
     redirect_uris: tuple[str, ...],
     logout_uris: tuple[str, ...],
     scope: str,
+    default_scope: str | None,
+    grants: tuple[str, ...],
     public: bool,
-    first_party: bool,
+    jwks_file: str | None,
     client_id: str | None,
     as_json: bool,
 ) -> None:
@@ -59,10 +103,13 @@ def clients_create(
         new = create_client(
             name,
             scope,
+            kind=kind,
             redirect_uris=redirect_uris,
             post_logout_redirect_uris=logout_uris,
             public=public,
-            first_party=first_party,
+            grants=grants,
+            default_scope=default_scope,
+            jwks=_read_jwks(jwks_file),
             client_id=client_id,
         )
     except ClientError as error:
@@ -88,8 +135,8 @@ def clients_list(app: Flask, as_json: bool) -> None:
         return
     for c in clients:
         state = "revoked" if c["revoked_at"] else "active"
-        kind = "public" if c["public"] else "confidential"
-        click.echo(f"{c['client_id']}\t{state}\t{kind}\t{c['name']}\t{c['scope']}")
+        access = "public" if c["public"] else "confidential"
+        click.echo(f"{c['client_id']}\t{state}\t{c['kind']}\t{access}\t{c['name']}\t{c['scope']}")
 
 
 @clients_group.command("revoke")

@@ -5,15 +5,24 @@ is what OAuth client libraries expect; userinfo uses the API's problem+json bear
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Blueprint, Response, jsonify
 
 from gateway.auth import keys
 from gateway.auth.claims import user_info
 from gateway.auth.resource import current_member, current_token, require_oauth
 from gateway.auth.scopes import SCOPES
-from gateway.auth.server import authorization_server, issuer
+from gateway.auth.server import (
+    ASSERTION_ALGORITHMS,
+    CONFIDENTIAL_AUTH_METHODS,
+    TOKEN_AUTH_METHODS,
+    authorization_server,
+    issuer,
+)
 from gateway.db import db
 from gateway.i18n import LOCALES
+from gateway.members.models import Member
 
 bp = Blueprint("oidc", __name__)
 
@@ -38,20 +47,13 @@ def metadata() -> dict:
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [keys.ALGORITHM],
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
-        "revocation_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        # The lists the endpoints themselves authenticate with: what is advertised is honoured.
+        "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "revocation_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "introspection_endpoint_auth_methods_supported": list(CONFIDENTIAL_AUTH_METHODS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": list(CLAIMS),
         "prompt_values_supported": ["none", "login", "consent", "create"],
@@ -113,12 +115,9 @@ def introspect() -> Response:
 @require_oauth("openid")
 def userinfo() -> Response:
     """Claims about the member the token was issued for, by its scopes."""
-    member = current_member()
-    if member is None:
-        # A client-credentials token has no end user to describe.
-        from gateway.problems import Problem
-
-        raise Problem(403, "This token was not issued for a member.", title="No end user")
-    response = jsonify(dict(user_info(member, current_token.scope)))
+    # Only a member's token acts with ``openid`` (OAuthToken.scopes): a client's own is refused
+    # above with insufficient_scope.
+    member = cast(Member, current_member())
+    response = jsonify(dict(user_info(member, current_token.get_scope())))
     response.cache_control.no_store = True
     return response

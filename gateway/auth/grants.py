@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from flask import g, has_app_context
 from sqlalchemy import delete, func, select, update
 
+from gateway.auth.kinds import THIRD_PARTY
 from gateway.auth.models import AuthorizationCode, ClientConsent, OAuthClient, OAuthToken
 from gateway.auth.scopes import parse_scopes
 from gateway.db import db
@@ -21,7 +22,7 @@ from gateway.members.models import MemberSession
 
 def is_third_party(client: OAuthClient) -> bool:
     """A relying party the project does not run: it asks consent, from verified members only."""
-    return not client.skip_consent
+    return client.kind == THIRD_PARTY
 
 
 def _revoke_tokens_and_codes(member_id: str, client_id: str | None = None) -> None:

@@ -7,7 +7,7 @@ import time
 from sqlalchemy import and_, delete, or_
 
 from gateway.auth import keys
-from gateway.auth.models import AuthorizationCode, OAuthToken
+from gateway.auth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from gateway.db import db
 from gateway.jobs import task
 
@@ -20,7 +20,7 @@ TOKEN_RETENTION_SECONDS = 30 * 24 * 3600
 
 @task
 def prune_sign_on(now: float | None = None) -> dict[str, int]:
-    """Delete old codes, long-expired tokens and retired signing keys."""
+    """Delete old codes, long-expired tokens, expired assertions' jtis and retired keys."""
     now = now or time.time()
     codes = db.session.execute(
         delete(AuthorizationCode).where(AuthorizationCode.issued_at < now - CODE_RETENTION_SECONDS)
@@ -36,6 +36,15 @@ def prune_sign_on(now: float | None = None) -> dict[str, int]:
             and_(OAuthToken.issued_at + OAuthToken.expires_in < cutoff, refresh_dead)
         )
     ).rowcount
+    # An expired client assertion is refused for its expiry: its jti need not be kept.
+    assertions = db.session.execute(
+        delete(ClientAssertion).where(ClientAssertion.expires_at < now)
+    ).rowcount
     retired = keys.prune()
     db.session.commit()
-    return {"codes": codes or 0, "tokens": tokens or 0, "keys": retired}
+    return {
+        "codes": codes or 0,
+        "tokens": tokens or 0,
+        "assertions": assertions or 0,
+        "keys": retired,
+    }

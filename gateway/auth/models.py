@@ -8,12 +8,29 @@ import secrets
 import time
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from flask import current_app
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from gateway.auth.kinds import (
+    CLIENT_CREDENTIALS,
+    CLIENT_CREDENTIALS_SCOPES,
+    CODE,
+    GRANTS,
+    KIND_SCOPES,
+)
 from gateway.auth.scopes import parse_scopes
 from gateway.db import Base, UTCDateTime, utcnow
-from gateway.members.models import new_id
+from gateway.members.models import Member, new_id
 
 
 def token_digest(token: str) -> str:
@@ -43,25 +60,49 @@ def verify_client_secret(stored: str, secret: str) -> bool:
 
 
 class OAuthClient(Base):
-    """A relying party (the website, the demo site) or a machine client (a partner back end)."""
+    """A relying party (the website, the demo site, a third party) or a machine client."""
 
     __tablename__ = "oauth_clients"
+    __table_args__ = (
+        CheckConstraint("kind IN ('first_party', 'third_party', 'machine')", name="kind"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
-    # Salted hash of the secret (hash_client_secret); NULL for public clients (PKCE only).
+    # first_party, third_party or machine (gateway.auth.kinds): bounds its grants and scopes.
+    kind: Mapped[str] = mapped_column(String(16))
+    # Salted hash of the secret (hash_client_secret); NULL for public clients (PKCE only) and
+    # for clients that authenticate with a key (private_key_jwt).
     secret_hash: Mapped[str | None] = mapped_column(String(255))
+    # The public JWK set a private_key_jwt client signs its assertions with (RFC 7523).
+    jwks: Mapped[dict | None] = mapped_column(JSON)
     name: Mapped[str] = mapped_column(String(120))
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     scope: Mapped[str] = mapped_column(Text, default="")
+    # What a request that names no scope gets (RFC 6749 section 3.3); the registered scope
+    # unless the registration said otherwise.
+    default_scope: Mapped[str] = mapped_column(
+        Text, default=lambda context: context.get_current_parameters().get("scope") or ""
+    )
     grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_public: Mapped[bool] = mapped_column(Boolean, default=False)
-    # First-party relying parties (the project's website, the demo site) are not asked
-    # for consent: the member is already signing in to the project itself.
-    skip_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def allowed_scopes(self) -> frozenset[str]:
+        """The registered scopes that the client's kind allows."""
+        return frozenset(parse_scopes(self.scope)) & KIND_SCOPES.get(self.kind, frozenset())
+
+    @property
+    def auth_methods(self) -> frozenset[str]:
+        """How the client may authenticate at the token, revocation and introspection endpoints."""
+        if self.is_public:
+            return frozenset({"none"})
+        if self.jwks:
+            return frozenset({"private_key_jwt"})
+        return frozenset({"client_secret_basic", "client_secret_post"})
 
     @property
     def client_metadata(self) -> dict:
@@ -73,8 +114,24 @@ class OAuthClient(Base):
 
     @property
     def token_endpoint_auth_method(self) -> str:
-        """How the client authenticates at the token endpoint."""
-        return "none" if self.is_public else "client_secret_basic"
+        """How the client authenticates at the token endpoint (RFC 7591's one name)."""
+        if self.is_public:
+            return "none"
+        return "private_key_jwt" if self.jwks else "client_secret_basic"
+
+    def default_scopes(self, grant_type: str) -> str:
+        """The scope a request of ``grant_type`` that names none is granted.
+
+        An authorization request without ``openid`` is plain OAuth: defaulting it to ``openid``
+        would hand an ID token to a client that did not ask for one. A client-credentials
+        token has no member, so it never gets a member's scope.
+        """
+        scopes = frozenset(parse_scopes(self.default_scope)) & self.allowed_scopes
+        if grant_type == CLIENT_CREDENTIALS:
+            scopes &= CLIENT_CREDENTIALS_SCOPES
+        else:
+            scopes -= {"openid"}
+        return " ".join(sorted(scopes))
 
     # -- authlib ClientMixin --------------------------------------------------
     def get_client_id(self) -> str:
@@ -85,10 +142,12 @@ class OAuthClient(Base):
         """Only one registered URI may be defaulted to; otherwise the request must name it."""
         return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
-    def get_allowed_scope(self, scope: str) -> str:
-        """The requested scopes this client may have."""
-        allowed = parse_scopes(self.scope)
-        return " ".join(s for s in scope.split() if s in allowed) if scope else ""
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """The requested scopes this client may have; its default ones when none is named."""
+        if not scope:
+            return self.default_scopes(CODE)
+        allowed = self.allowed_scopes
+        return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         """Exact string match, as RFC 9700 requires."""
@@ -101,18 +160,22 @@ class OAuthClient(Base):
         return verify_client_secret(self.secret_hash, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        """Public clients authenticate with nothing; confidential ones with a secret."""
-        if self.is_public:
-            return method == "none"
-        return method in ("client_secret_basic", "client_secret_post")
+        """Public clients authenticate with nothing; the others as registered."""
+        return self.revoked_at is None and method in self.auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         """Only the authorization code flow is offered."""
-        return response_type == "code" and "authorization_code" in self.grant_types
+        return response_type == "code" and self.check_grant_type(CODE)
 
     def check_grant_type(self, grant_type: str) -> bool:
-        """Grants registered for this client."""
-        return grant_type in self.grant_types and self.revoked_at is None
+        """Grants registered for this client, within what its kind allows."""
+        if grant_type == CLIENT_CREDENTIALS and self.is_public:
+            return False  # a public client has no credentials to present
+        return (
+            grant_type in self.grant_types
+            and grant_type in GRANTS.get(self.kind, frozenset())
+            and self.revoked_at is None
+        )
 
 
 class OAuthToken(Base):
@@ -134,11 +197,22 @@ class OAuthToken(Base):
     family_id: Mapped[str] = mapped_column(String(36), default=new_id, index=True)
     scope: Mapped[str] = mapped_column(Text, default="")
     issued_at: Mapped[int] = mapped_column(Integer, default=lambda: int(time.time()))
+    # When the family's authorization was granted: rotation never takes a family past
+    # OAUTH_REFRESH_FAMILY_MAX_SECONDS from here.
+    family_issued_at: Mapped[int] = mapped_column(
+        Integer,
+        default=lambda context: (
+            context.get_current_parameters().get("issued_at") or int(time.time())
+        ),
+    )
     expires_in: Mapped[int] = mapped_column(Integer, default=3600)
     refresh_expires_in: Mapped[int] = mapped_column(Integer, default=30 * 24 * 3600)
     revoked_at: Mapped[int | None] = mapped_column(Integer)
     # Set when the refresh token was exchanged: presenting it again is reuse.
     refresh_used_at: Mapped[int | None] = mapped_column(Integer)
+
+    client: Mapped[OAuthClient] = relationship(OAuthClient, lazy="select")
+    member: Mapped[Member | None] = relationship(Member, lazy="select")
 
     # -- authlib TokenMixin ---------------------------------------------------
     def check_client(self, client: OAuthClient) -> bool:
@@ -146,8 +220,8 @@ class OAuthToken(Base):
         return hmac.compare_digest(self.client_id, client.get_client_id())
 
     def get_scope(self) -> str:
-        """Granted scopes."""
-        return self.scope
+        """The scopes the token acts with now (see ``scopes``)."""
+        return " ".join(sorted(self.scopes))
 
     def get_expires_in(self) -> int:
         """Lifetime of the access token in seconds."""
@@ -165,19 +239,41 @@ class OAuthToken(Base):
         """The token (and its refresh token) was revoked."""
         return self.revoked_at is not None
 
+    def refresh_expires_at(self) -> int:
+        """When the refresh token stops being accepted: its own life, or its family's end."""
+        family_end = self.family_issued_at + current_app.config["OAUTH_REFRESH_FAMILY_MAX_SECONDS"]
+        return min(self.issued_at + self.refresh_expires_in, family_end)
+
     def is_refresh_token_valid(self) -> bool:
         """The refresh token can still be exchanged."""
         return (
             self.refresh_token_hash is not None
             and not self.is_revoked()
             and self.refresh_used_at is None
-            and time.time() < self.issued_at + self.refresh_expires_in
+            and time.time() < self.refresh_expires_at()
         )
 
+    def holders_active(self) -> bool:
+        """Its client is not revoked and its member, if it has one, is still active."""
+        client, member = self.client, self.member
+        if client is None or client.revoked_at is not None:
+            return False
+        return self.member_id is None or (member is not None and member.is_active)
+
     @property
-    def scopes(self) -> set[str]:
-        """Granted scopes as a set."""
-        return parse_scopes(self.scope)
+    def scopes(self) -> frozenset[str]:
+        """The granted scopes the token may still act with.
+
+        Within what its client holds now (an operator narrowing a client narrows its tokens),
+        nothing once the client is revoked or the member is no longer active, and ``admin`` on a
+        member's token only while the member is an operator.
+        """
+        if not self.holders_active():
+            return frozenset()
+        granted = frozenset(parse_scopes(self.scope)) & self.client.allowed_scopes
+        if self.member is None:
+            return granted & CLIENT_CREDENTIALS_SCOPES
+        return granted if self.member.is_admin else granted - {"admin"}
 
 
 class AuthorizationCode(Base):
@@ -264,3 +360,20 @@ class ClientConsent(Base):
     )
     scope: Mapped[str] = mapped_column(Text, default="")
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ClientAssertion(Base):
+    """A private_key_jwt assertion's ``jti``, kept until the assertion expires: each is used once.
+
+    In the database rather than Redis: losing these would let a captured assertion be replayed.
+    """
+
+    __tablename__ = "oauth_client_assertions"
+    __table_args__ = (UniqueConstraint("client_id", "jti_hash"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE")
+    )
+    jti_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)

@@ -12,6 +12,10 @@ SCOPES: dict[str, str] = {
     "admin": "Operate the gateway",
 }
 
+# Scopes that only make sense for a member's token (OpenID Connect's: sign-in, claims, offline
+# access): a client-credentials token never carries them.
+MEMBER_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+
 
 def parse_scopes(value: str | None) -> set[str]:
     """Split a space-separated scope string."""

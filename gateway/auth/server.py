@@ -1,10 +1,12 @@
 """The OAuth 2 / OpenID Connect authorization server, on Authlib's Flask integration.
 
 Grants: authorization code (PKCE S256 only; required for public clients), refresh token
-(rotated; presenting a used one revokes its whole family), client credentials. Endpoints:
-revocation (RFC 7009), introspection (RFC 7662), RP-initiated logout. Codes and tokens are
-stored as SHA-256 digests; a code or refresh token is claimed with a compare-and-set
-update, so two concurrent exchanges cannot both succeed.
+(rotated; presenting a used one revokes its whole family; a family ends
+``OAUTH_REFRESH_FAMILY_MAX_SECONDS`` after its authorization), client credentials (for the
+clients whose kind allows it). Endpoints: revocation (RFC 7009), introspection (RFC 7662),
+RP-initiated logout. Clients authenticate with every method discovery advertises, at every
+endpoint that advertises it. Codes and tokens are stored as SHA-256 digests; a code or refresh
+token is claimed with a compare-and-set update, so two concurrent exchanges cannot both succeed.
 """
 
 from __future__ import annotations
@@ -13,25 +15,39 @@ import logging
 import time
 from typing import Any
 
+from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     grants,
 )
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import keys
 from gateway.auth.claims import user_info
-from gateway.auth.models import AuthorizationCode, OAuthClient, OAuthToken, token_digest
+from gateway.auth.kinds import CLIENT_CREDENTIALS, CLIENT_CREDENTIALS_SCOPES
+from gateway.auth.models import (
+    AuthorizationCode,
+    ClientAssertion,
+    OAuthClient,
+    OAuthToken,
+    token_digest,
+)
 from gateway.auth.scopes import SCOPES, parse_scopes
 from gateway.auth.session import auth_time, logout_member
 from gateway.db import db
@@ -39,6 +55,14 @@ from gateway.members.models import Member, new_id
 
 ACCESS_TOKEN_LIFETIME = 3600
 CODE_LIFETIME = 60
+
+# Client authentication, as discovery advertises it. Each client is registered for the methods
+# of its credential (OAuthClient.auth_methods); public clients cannot introspect.
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+CONFIDENTIAL_AUTH_METHODS = [m for m in TOKEN_AUTH_METHODS if m != "none"]
+ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256"]
+# An assertion may be valid this long at most: its jti is remembered until it expires.
+ASSERTION_MAX_LIFETIME = 600
 
 
 def issuer() -> str:
@@ -63,11 +87,13 @@ def revoke_family(family_id: str) -> int:
 
 
 def _save_token(token: dict, request: Any) -> None:
-    family_id = None
+    now = int(time.time())
+    family_id, family_issued_at = None, now
     if getattr(request, "authorization_code", None) is not None:
         family_id = request.authorization_code.family_id
     elif getattr(request, "refresh_token", None) is not None:
         family_id = request.refresh_token.family_id
+        family_issued_at = request.refresh_token.family_issued_at
     user = request.user
     row = OAuthToken(
         client_id=request.client.get_client_id(),
@@ -78,13 +104,63 @@ def _save_token(token: dict, request: Any) -> None:
         if token.get("refresh_token")
         else None,
         scope=token.get("scope", ""),
-        issued_at=int(time.time()),
+        issued_at=now,
+        family_issued_at=family_issued_at,
         expires_in=int(token.get("expires_in", ACCESS_TOKEN_LIFETIME)),
     )
     if family_id:
         row.family_id = family_id
     db.session.add(row)
     db.session.flush()
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """RFC 7523 client authentication with a key of the JWK set registered for the client.
+
+    The assertion's audience is the issuer, the token endpoint or the endpoint it is sent to;
+    its ``jti`` is used once, and it may be valid ``ASSERTION_MAX_LIFETIME`` at most.
+    """
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+
+    def get_audiences(self) -> list[str]:
+        base = issuer()
+        return list(dict.fromkeys([base, f"{base}/oauth/token", f"{base}{request.path}"]))
+
+    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        if not client.jwks:
+            raise InvalidClientError(description="The client has no registered keys.")
+        return KeySet.import_key_set(client.jwks)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict:
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except JoseError as exc:
+            raise InvalidClientError(description="The client assertion does not verify.") from exc
+        exp = token.claims.get("exp")
+        if isinstance(exp, int) and exp > time.time() + ASSERTION_MAX_LIFETIME:
+            raise InvalidClientError(description="The client assertion lives too long.")
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def validate_jti(self, claims: dict, jti: Any) -> bool:
+        # Committed at once: a request that fails later must not free the assertion for reuse.
+        db.session.add(
+            ClientAssertion(
+                client_id=str(claims["sub"]),
+                jti_hash=token_digest(str(jti)),
+                expires_at=int(claims["exp"]) + self.leeway,
+            )
+        )
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            return False
+        return True
 
 
 class S256Challenge(CodeChallenge):
@@ -113,12 +189,16 @@ class S256Challenge(CodeChallenge):
 class CodeGrant(grants.AuthorizationCodeGrant):
     """Authorization code grant; codes are one-time and a replay revokes what they issued."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # noqa: RUF012
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
     def validate_authorization_request(self) -> str:
+        payload = self.request.payload
+        if "openid" in parse_scopes(payload.scope) and not payload.redirect_uri:
+            # OIDC Core 3.1.2.1: required even when one URI is registered. Shown as a page.
+            raise InvalidRequestError("OpenID requests must name their 'redirect_uri'.")
         redirect_uri = super().validate_authorization_request()
         requested = parse_scopes(self.request.payload.scope)
-        if requested - parse_scopes(self.request.client.scope):
+        if requested - self.request.client.allowed_scopes:
             # Refuse rather than narrow silently: the consent screen must show what is granted.
             error = InvalidScopeError(redirect_uri=redirect_uri)
             error.state = self.request.payload.state
@@ -141,12 +221,16 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
         data = request.payload.data
+        # request.scope is the requested scope, or the client's default one (RFC 6749 3.3).
+        scopes = parse_scopes(request.scope)
+        if not request.user.is_admin:
+            scopes.discard("admin")  # only operators' tokens operate the gateway
         row = AuthorizationCode(
             code_hash=token_digest(code),
             client_id=request.client.get_client_id(),
             member_id=request.user.id,
             redirect_uri=request.payload.redirect_uri or "",
-            scope=request.payload.scope or "",
+            scope=" ".join(sorted(scopes)),
             nonce=data.get("nonce"),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
@@ -230,7 +314,7 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
     """Refresh tokens rotate; a refresh token presented twice revokes its whole family."""
 
     INCLUDE_NEW_REFRESH_TOKEN = True
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # noqa: RUF012
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
     def authenticate_refresh_token(self, refresh_token: str) -> OAuthToken | None:
         row = db.session.scalar(
@@ -241,6 +325,7 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
         if row.refresh_used_at is not None:
             revoke_family(row.family_id)
             return None
+        # Expired by its own life or by its family's absolute lifetime: rotation ends there.
         return row if row.is_refresh_token_valid() else None
 
     def validate_token_request(self) -> None:
@@ -270,7 +355,29 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
 
 
 class MachineGrant(grants.ClientCredentialsGrant):
-    """Client credentials for partner back ends and the website's server side."""
+    """Client credentials, for the clients registered for them (machine clients and the
+    website's back end). The token has no member, so it never carries a member's scope."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        client: OAuthClient = self.request.client
+        requested = parse_scopes(self.request.payload.scope)
+        beyond = requested - (client.allowed_scopes & CLIENT_CREDENTIALS_SCOPES)
+        if beyond:
+            # Refused rather than narrowed, as in the code flow: the client learns what it lacks.
+            raise InvalidScopeError(
+                f"This client's own tokens cannot carry {' '.join(sorted(beyond))}."
+            )
+        self.request.scope = (
+            " ".join(sorted(requested)) if requested else client.default_scopes(CLIENT_CREDENTIALS)
+        )
+
+    def create_token_response(self) -> tuple[int, dict, list]:
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 class _TokenLookup:
@@ -291,7 +398,7 @@ class _TokenLookup:
 class Revocation(_TokenLookup, RevocationEndpoint):
     """RFC 7009; revoking a refresh token also revokes the access tokens of its family."""
 
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # noqa: RUF012
+    CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
     def authenticate_token(self, request: Any, client: OAuthClient) -> OAuthToken | None:
         # RFC 7009 section 2.2: a token of another client is answered like an unknown one.
@@ -304,23 +411,44 @@ class Revocation(_TokenLookup, RevocationEndpoint):
 
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):
-    """RFC 7662: a client may introspect its own tokens; an ``admin`` client any token."""
+    """RFC 7662: a client may introspect its own tokens; an ``admin`` client any token.
 
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
+    A refresh token is described as one: active while it can still be exchanged (whatever
+    became of the access token issued with it), with the expiry of the refresh token.
+    """
+
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def check_permission(self, token: OAuthToken, client: OAuthClient, request: Any) -> bool:
-        return token.check_client(client) or "admin" in client.get_allowed_scope("admin").split()
+        return token.check_client(client) or "admin" in client.allowed_scopes
 
-    def introspect_token(self, token: OAuthToken) -> dict:
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict, list]:
+        client = self.authenticate_endpoint_client(request)
+        token = self.authenticate_token(request, client)
+        if token is None:
+            return 200, {"active": False}, default_json_headers
+        is_refresh = token_digest(request.form["token"]) == token.refresh_token_hash
+        if is_refresh:
+            active, expires_at = token.is_refresh_token_valid(), token.refresh_expires_at()
+        else:
+            active = not (token.is_expired() or token.is_revoked())
+            expires_at = token.get_expires_at()
+        if not (active and token.holders_active()):
+            return 200, {"active": False}, default_json_headers
+        return 200, self.describe(token, expires_at, not is_refresh), default_json_headers
+
+    def describe(self, token: OAuthToken, expires_at: int, is_access: bool) -> dict:
+        """The introspection answer for an active token."""
         payload = {
             "active": True,
-            "scope": token.scope,
+            "scope": token.get_scope(),
             "client_id": token.client_id,
-            "token_type": token.token_type,
-            "exp": token.get_expires_at(),
+            "exp": expires_at,
             "iat": token.issued_at,
             "iss": issuer(),
         }
+        if is_access:
+            payload["token_type"] = token.token_type
         if token.member_id:
             payload["sub"] = token.member_id
         return payload
@@ -357,6 +485,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
     server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(CodeGrant, [S256Challenge(required=True), OpenIDCodeExtension()])
     server.register_grant(RotatingRefreshGrant)
     server.register_grant(MachineGrant)

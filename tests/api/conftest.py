@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from gateway.auth.models import OAuthClient
+from gateway.auth.scopes import SCOPES
 from gateway.auth.tokens import issue_token
 from gateway.db import db
 from gateway.ledger import services as ledger
@@ -32,9 +33,11 @@ class World:
     admin_headers: dict
 
 
-def make_client(client_id: str) -> str:
+def make_client(client_id: str, kind: str = "first_party", scope: str = " ".join(SCOPES)) -> str:
     """A committed client without a secret (hashing one is slow, and no test needs it)."""
-    db.session.add(OAuthClient(client_id=client_id, name=client_id, grant_types=[]))
+    db.session.add(
+        OAuthClient(client_id=client_id, kind=kind, name=client_id, scope=scope, grant_types=[])
+    )
     db.session.commit()
     return client_id
 

@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 
 from gateway.db import db
 from gateway.ledger import services as ledger
+from gateway.members.models import Member
 from tests.api.conftest import token_headers
 
 CHECKS = [
@@ -59,8 +60,10 @@ def real_ids(app, world) -> dict[str, list[str]]:
 
 @pytest.fixture
 def operator_headers(app, world) -> dict:
-    """A member's token with every scope: reads all, posts as anna, answers /members/me."""
+    """An operator's token with every scope: reads all, posts as anna, answers /members/me."""
     with app.app_context():
+        db.session.get(Member, world.anna).is_admin = True
+        db.session.commit()
         return token_headers(
             f"website-{world.anna}", "admin hours:read transactions:write", world.anna
         )

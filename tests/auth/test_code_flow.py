@@ -30,7 +30,7 @@ def _code(web, client_id, challenge, **extra):
 
 
 def test_code_flow_issues_signed_id_token_with_nonce_and_iss(app, client):
-    member, client_id, secret = _setup(app, skip_consent=True)
+    member, client_id, secret = _setup(app, kind="first_party")
     log_in(client, member)
     verifier, challenge = pkce_pair()
     params = _code(client, client_id, challenge)
@@ -114,7 +114,7 @@ def test_prompt_none_without_session_answers_login_required(app, client):
 
 
 def test_max_age_exceeded_requires_a_new_login(app, client):
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     log_in(client, member, auth_time=int(time.time()) - 600)
     _, challenge = pkce_pair()
     response = client.get(
@@ -151,7 +151,7 @@ def test_third_party_client_asks_consent_once(app, client):
 
 
 def test_reused_nonce_is_refused(app, client):
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     log_in(client, member)
     _, challenge = pkce_pair()
     assert "code" in _code(client, client_id, challenge)
@@ -176,7 +176,7 @@ def test_denied_consent_answers_access_denied(app, client):
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(app, client):
-    member, client_id, secret = _setup(app, skip_consent=True)
+    member, client_id, secret = _setup(app, kind="first_party")
     log_in(client, member)
     verifier, challenge = pkce_pair()
     code = _code(client, client_id, challenge, scope="openid offline_access hours:read")["code"]
@@ -221,7 +221,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(app, client):
 def test_member_without_timebank_choice_is_offered_them_once(app, client):
     from gateway.federation.platforms import add_platform
 
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     with app.app_context():
         add_platform(
             "tb",
@@ -279,7 +279,7 @@ def _auth_time(web, client_id, secret, code, verifier) -> int:
 
 
 def test_prompt_login_keeps_the_session_until_the_new_login_succeeds(app, client):
-    member, client_id, secret = _setup(app, skip_consent=True)
+    member, client_id, secret = _setup(app, kind="first_party")
     earlier = int(time.time()) - 600
     log_in(client, member, auth_time=earlier)
     verifier, challenge = pkce_pair()
@@ -305,7 +305,7 @@ def test_prompt_login_keeps_the_session_until_the_new_login_succeeds(app, client
 
 
 def test_max_age_zero_completes_after_a_fresh_login(app, client):
-    member, client_id, secret = _setup(app, skip_consent=True)
+    member, client_id, secret = _setup(app, kind="first_party")
     log_in(client, member, auth_time=time.time() - 5)
     verifier, challenge = pkce_pair()
     ask = client.get(
@@ -319,7 +319,7 @@ def test_max_age_zero_completes_after_a_fresh_login(app, client):
 
 
 def test_max_age_zero_without_a_session_completes_too(app, client):
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     _, challenge = pkce_pair()
     ask = client.get(
         "/oauth/authorize", query_string=authorize_params(client_id, challenge, max_age="0")
@@ -329,7 +329,7 @@ def test_max_age_zero_without_a_session_completes_too(app, client):
 
 
 def test_a_made_up_or_another_browsers_marker_is_no_fresh_login(app, client):
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     log_in(client, member)
     _, challenge = pkce_pair()
     made_up = client.get(
@@ -345,7 +345,7 @@ def test_a_made_up_or_another_browsers_marker_is_no_fresh_login(app, client):
 
 
 def test_prompt_none_with_a_too_old_login_answers_login_required_and_logs_nobody_out(app, client):
-    member, client_id, _ = _setup(app, skip_consent=True)
+    member, client_id, _ = _setup(app, kind="first_party")
     log_in(client, member, auth_time=int(time.time()) - 600)
     _, challenge = pkce_pair()
     response = client.get(

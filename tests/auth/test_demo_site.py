@@ -23,7 +23,7 @@ def test_demo_client_is_first_party_and_its_secret_renews(app):
     assert first != second
     with app.app_context():
         client = db.session.query(OAuthClient).filter_by(client_id=DEMO_CLIENT_ID).one()
-        assert client.skip_consent
+        assert client.kind == "first_party"
         assert client.redirect_uris == [f"{DEMO}/callback"]
         assert not client.check_client_secret(first)
         assert client.check_client_secret(second)

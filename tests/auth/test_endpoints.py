@@ -11,7 +11,7 @@ from joserfc.jwk import KeySet
 
 from gateway.auth import keys
 from gateway.cli import main
-from gateway.db import utcnow
+from gateway.db import db, utcnow
 from tests.auth.oidc_helpers import REDIRECT, authorize_params, log_in, pkce_pair, query
 from tests.factories import create_client, create_member
 
@@ -28,7 +28,7 @@ def _cli(app_config, *args):
 def _tokens(app, client, scope="openid profile offline_access", **client_fields):
     with app.app_context():
         member = create_member()
-        rp, secret = create_client(scope=scope, skip_consent=True, **client_fields)
+        rp, secret = create_client(scope=scope, kind="first_party", **client_fields)
     log_in(client, member)
     verifier, challenge = pkce_pair()
     location = client.get(
@@ -100,14 +100,14 @@ def test_rotation_keeps_old_key_published_until_its_tokens_expire(app, client, a
 
 def test_client_credentials_for_machine_clients(app, client):
     with app.app_context():
-        machine, secret = create_client(scope="hours:read transactions:write")
+        machine, secret = create_client(scope="admin", kind="machine")
     response = client.post(
         "/oauth/token",
-        data={"grant_type": "client_credentials", "scope": "hours:read"},
+        data={"grant_type": "client_credentials", "scope": "admin"},
         auth=(machine.client_id, secret),
     )
     assert response.status_code == 200, response.json
-    assert response.json["scope"] == "hours:read"
+    assert response.json["scope"] == "admin"
     assert "refresh_token" not in response.json
     assert response.headers["Cache-Control"] == "no-store"
     bad = client.post(
@@ -218,6 +218,8 @@ def test_clients_cli_create_list_revoke(app, app_config):
         "create",
         "--name",
         "Sito",
+        "--kind",
+        "third_party",
         "--redirect-uri",
         "https://sito.example/cb",
         "--scope",
@@ -228,8 +230,11 @@ def test_clients_cli_create_list_revoke(app, app_config):
     data = json.loads(created.output)
     assert data["client_secret"]
     assert data["redirect_uris"] == ["https://sito.example/cb"]
+    assert data["kind"] == "third_party"
+    assert data["grant_types"] == ["authorization_code", "refresh_token"]
     listed = _cli(app_config, "clients", "list")
     assert data["client_id"] in listed.output
+    assert "third_party" in listed.output
     assert data["client_secret"] not in listed.output
     public = _cli(
         app_config,
@@ -237,6 +242,8 @@ def test_clients_cli_create_list_revoke(app, app_config):
         "create",
         "--name",
         "App",
+        "--kind",
+        "third_party",
         "--redirect-uri",
         "http://127.0.0.1:8080/cb",
         "--scope",
@@ -257,7 +264,9 @@ def test_clients_cli_refuses_bad_input(app, app_config):
         ("--scope", "openid wizard", "--redirect-uri", "https://site.example/cb"),
         ("--scope", "openid", "--public"),
     ):
-        result = _cli(app_config, "clients", "create", "--name", "X", *args)
+        result = _cli(
+            app_config, "clients", "create", "--name", "X", "--kind", "third_party", *args
+        )
         assert result.exit_code == 2, (args, result.output)
         assert result.output.startswith("Error: "), result.output
     assert _cli(app_config, "clients", "revoke", "nope").exit_code == 2
@@ -271,10 +280,105 @@ def test_housekeeping_prunes_spent_codes_and_dead_tokens(app, client):
 
     _tokens(app, client)
     with app.app_context():
-        assert prune_sign_on() == {"codes": 0, "tokens": 0, "keys": 0}
+        assert prune_sign_on() == {"codes": 0, "tokens": 0, "assertions": 0, "keys": 0}
         later = time.time() + 70 * 24 * 3600  # refresh life (30 d) + retention (30 d) passed
-        assert prune_sign_on(now=later) == {"codes": 1, "tokens": 1, "keys": 0}
+        assert prune_sign_on(now=later) == {"codes": 1, "tokens": 1, "assertions": 0, "keys": 0}
         from gateway.db import db
 
         assert db.session.query(AuthorizationCode).count() == 0
         assert db.session.query(OAuthToken).count() == 0
+
+
+def test_code_flow_without_scope_gets_the_default_scope_but_no_id_token(app, client):
+    with app.app_context():
+        member = create_member()
+        rp, secret = create_client(
+            scope="openid profile hours:read transactions:write",
+            default_scope="openid profile hours:read",
+            kind="first_party",
+        )
+    log_in(client, member)
+    verifier, challenge = pkce_pair()
+    params = authorize_params(rp.client_id, challenge)
+    del params["scope"]
+    location = client.get("/oauth/authorize", query_string=params).headers["Location"]
+    body = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": query(location)["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=(rp.client_id, secret),
+    ).json
+    # openid is left out: a request that did not ask for it is plain OAuth.
+    assert body["scope"] == "hours:read profile"
+    assert "id_token" not in body
+
+
+def test_client_credentials_without_scope_get_the_default_scope(app, client):
+    with app.app_context():
+        site, secret = create_client(
+            scope="openid hours:read transactions:write", kind="first_party"
+        )
+        narrow, narrow_secret = create_client(
+            scope="hours:read transactions:write", default_scope="hours:read", kind="first_party"
+        )
+    # Every registered scope a client's own token can carry: openid needs a member.
+    default = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(site.client_id, secret)
+    ).json
+    assert default["scope"] == "hours:read transactions:write"
+    chosen = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(narrow.client_id, narrow_secret),
+    ).json
+    assert chosen["scope"] == "hours:read"
+
+
+def test_default_scope_is_set_at_registration(app, app_config):
+    common = ("clients", "create", "--name", "X", "--kind", "first_party", "--json")
+    chosen = _cli(
+        app_config,
+        *common,
+        "--scope",
+        "openid hours:read transactions:write",
+        "--grant",
+        "client_credentials",
+        "--default-scope",
+        "hours:read",
+    )
+    assert json.loads(chosen.output)["default_scope"] == "hours:read"
+    whole = _cli(
+        app_config, *common, "--scope", "transactions:write", "--grant", "client_credentials"
+    )
+    assert json.loads(whole.output)["default_scope"] == "transactions:write"
+
+
+def test_consent_for_a_request_without_scope_shows_the_default_scope(app, client):
+    with app.app_context():
+        member = create_member(email_verified_at=utcnow())
+        rp, _ = create_client(scope="hours:read transactions:write", kind="third_party")
+    log_in(client, member)
+    params = authorize_params(rp.client_id, pkce_pair()[1], ui_locales="en")
+    del params["scope"]
+    page = client.get("/oauth/authorize", query_string=params)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    # The member sees what the code will grant: the client's default scope.
+    assert "read your hour balance and transactions" in html
+    assert "record hour exchanges for you" in html
+
+
+def test_introspection_says_inactive_once_the_member_is_disabled(app, client):
+    from gateway.members.models import Member
+
+    member, client_id, secret, body = _tokens(app, client)
+    with app.app_context():
+        db.session.get(Member, member.id).status = "disabled"
+        db.session.commit()
+    for token in (body["access_token"], body["refresh_token"]):
+        answer = client.post("/oauth/introspect", data={"token": token}, auth=(client_id, secret))
+        assert answer.json == {"active": False}

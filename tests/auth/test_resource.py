@@ -34,25 +34,37 @@ def test_valid_token_with_scope_passes(app, protected):
     assert response.get_json()["member"] == member.id
 
 
-def test_missing_token_is_401_problem_with_challenge(protected):
-    response = protected.get("/api/v1/_probe")
+@pytest.mark.parametrize("authorization", [None, "Basic dXNlcjpwYXNz"])
+def test_missing_token_is_401_problem_with_a_bare_challenge(protected, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    response = protected.get("/api/v1/_probe", headers=headers)
     assert response.status_code == 401
     assert response.mimetype == "application/problem+json"
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    # RFC 6750 section 3.1: no error code when the request carried no bearer token.
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="gateway"'
 
 
-def test_unknown_token_is_401(protected):
+def test_unknown_token_is_401_with_invalid_token(protected):
     response = protected.get("/api/v1/_probe", headers={"Authorization": "Bearer nope"})
     assert response.status_code == 401
     assert response.get_json()["type"].endswith("invalid_token")
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="gateway", error="invalid_token"')
+    assert "error_description=" in challenge
 
 
-def test_wrong_scope_is_403(app, protected):
+def test_wrong_scope_is_403_naming_the_scope_needed(app, protected):
     with app.app_context():
         headers = bearer_headers("transactions:write")
     response = protected.get("/api/v1/_probe", headers=headers)
     assert response.status_code == 403
-    assert response.get_json()["type"].endswith("insufficient_scope")
+    body = response.get_json()
+    assert body["type"].endswith("insufficient_scope")
+    assert body["scope"] == "hours:read"
+    assert "hours:read" in body["detail"]
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="gateway", error="insufficient_scope"')
+    assert challenge.endswith('scope="hours:read"')
 
 
 def test_expired_token_is_refused(app, protected):
@@ -95,3 +107,49 @@ def test_tokens_are_stored_only_as_hashes(app):
         raw = headers["Authorization"].split()[1]
         row = db.session.scalar(select(OAuthToken))
         assert raw not in (row.access_token_hash, row.refresh_token_hash)
+
+
+def test_a_read_scope_route_names_the_first_scope_that_would_do(app, client):
+    from gateway.ledger import services as ledger
+
+    with app.app_context():
+        member = create_member()
+        account = ledger.account_for_member(member.id).id
+        db.session.commit()
+        headers = bearer_headers("transactions:write", member)
+    response = client.get(f"/api/v1/accounts/{account}", headers=headers)
+    assert response.status_code == 403
+    body = response.get_json()
+    assert body["scope"] == "hours:read"
+    assert body["scopes_accepted"] == ["hours:read", "admin"]
+    assert response.headers["WWW-Authenticate"].endswith('scope="hours:read"')
+
+
+def test_userinfo_challenges_a_client_token_for_openid(app, client):
+    # A client-credentials token has no member: it never acts with openid.
+    with app.app_context():
+        headers = bearer_headers("openid hours:read")
+    response = client.get("/oauth/userinfo", headers=headers)
+    assert response.status_code == 403
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer realm="gateway", error="insufficient_scope", '
+        'error_description="This request needs a token with scope openid.", scope="openid"'
+    )
+    assert response.get_json()["scope"] == "openid"
+
+
+def test_userinfo_answers_401_with_invalid_token(client):
+    response = client.get("/oauth/userinfo", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_api_refusals_carry_the_challenge(app, client):
+    with app.app_context():
+        headers = bearer_headers("hours:read")  # the website's own token: no member
+    response = client.get("/api/v1/members/me", headers=headers)
+    assert response.status_code == 403
+    assert response.get_json()["code"] == "member_token_required"
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="gateway", error="insufficient_scope", error_description="'
+    )

@@ -33,7 +33,7 @@ def test_stock_client_full_round_trip(live):
         rp, secret = create_client(
             scope="openid profile email offline_access hours:read",
             redirect_uris=[CALLBACK],
-            skip_consent=True,
+            kind="first_party",
         )
     metadata = requests.get(f"{live.url}/.well-known/openid-configuration", timeout=5).json()
     assert metadata["issuer"] == live.url

@@ -18,11 +18,11 @@ def setup(app, client):
     with app.app_context():
         member = create_member()
         confidential, secret = create_client(
-            scope="openid profile email offline_access hours:read", skip_consent=True
+            scope="openid profile email offline_access hours:read", kind="first_party"
         )
         public, _ = create_client(
             scope="openid profile email offline_access",
-            skip_consent=True,
+            kind="first_party",
             is_public=True,
             secret_hash=None,
             grant_types=["authorization_code", "refresh_token"],
@@ -223,3 +223,23 @@ def test_revoked_client_cannot_use_its_tokens(app, client, setup):
         revoke_client(setup["client_id"])
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert client.get("/oauth/userinfo", headers=bearer).status_code == 401
+
+
+def test_openid_request_without_redirect_uri_is_a_page(client, setup):
+    # OIDC Core 3.1.2.1: required even though the client registered only one URI.
+    params = authorize_params(setup["client_id"], pkce_pair()[1])
+    del params["redirect_uri"]
+    response = client.get("/oauth/authorize", query_string=params)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert response.mimetype == "text/html"
+    assert "redirect_uri" in response.get_data(as_text=True)
+
+
+def test_plain_oauth_request_may_default_to_the_one_registered_uri(client, setup):
+    params = authorize_params(setup["client_id"], pkce_pair()[1], scope="hours:read")
+    del params["redirect_uri"]
+    response = client.get("/oauth/authorize", query_string=params)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(REDIRECT + "?")
+    assert "code" in query(response.headers["Location"])

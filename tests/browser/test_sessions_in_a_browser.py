@@ -63,7 +63,7 @@ def test_prompt_login_from_another_site_logs_nobody_out(gateway, chromium):
     app, base = gateway["app"], gateway["url"]
     _member(app, email="ivo@example.org", email_verified_at=utcnow())
     with app.app_context():
-        rp, _ = create_client(redirect_uris=[RP_CALLBACK], skip_consent=True)
+        rp, _ = create_client(redirect_uris=[RP_CALLBACK], kind="first_party")
     context = chromium.new_context(locale="en-GB")
     # The relying party's own site is not reachable from the tests: answer for it.
     context.route(f"{RP_CALLBACK}**", lambda route: route.fulfill(body="back at the site"))

@@ -56,7 +56,7 @@ def world(app):
         other = create_member(email="piero@example.org", email_verified_at=utcnow())
         bottega, bottega_secret = create_client(scope=SCOPE, name="Bottega Solidale")
         quartiere, quartiere_secret = create_client(scope=SCOPE, name="Quartiere Aperto")
-        website, website_secret = create_client(scope=SCOPE, name="Sito", skip_consent=True)
+        website, website_secret = create_client(scope=SCOPE, name="Sito", kind="first_party")
     return {
         "member": member,
         "other": other,

@@ -90,8 +90,8 @@ def _reset_password(app, client, email: str, password: str) -> None:
 def test_a_reset_ends_every_token_and_login_of_the_member(app, client):
     with app.app_context():
         create_member(email="rita@example.org", password=PASSWORD, email_verified_at=utcnow())
-        website, website_secret = create_client(scope=SCOPE, skip_consent=True)
-        other_rp, other_secret = create_client(scope=SCOPE, skip_consent=True)
+        website, website_secret = create_client(scope=SCOPE, kind="first_party")
+        other_rp, other_secret = create_client(scope=SCOPE, kind="first_party")
     phone, laptop = app.test_client(), app.test_client()
     _login(phone, "rita@example.org")
     _login(laptop, "rita@example.org")
@@ -125,7 +125,7 @@ def test_a_reset_ends_every_token_and_login_of_the_member(app, client):
 def test_the_owner_of_an_address_takes_the_account_back_with_a_reset(app):
     """Pre-account takeover: someone signs up with another person's address first."""
     with app.app_context():
-        website, secret = create_client(scope=SCOPE, skip_consent=True)
+        website, secret = create_client(scope=SCOPE, kind="first_party")
         app_of_attacker, _ = create_client(scope=SCOPE, name="Attacker's app")
     attacker, owner = app.test_client(), app.test_client()
     signup = attacker.post(
@@ -189,7 +189,7 @@ def test_disable_ends_everything_and_enable_lets_the_member_log_in_again(app, ap
         member = create_member(
             email="ugo@example.org", password=PASSWORD, email_verified_at=utcnow()
         )
-        rp, secret = create_client(scope=SCOPE, skip_consent=True)
+        rp, secret = create_client(scope=SCOPE, kind="first_party")
     _login(client, "ugo@example.org")
     tokens = _tokens(client, rp.client_id, secret)
 

@@ -45,7 +45,7 @@ def _sessions(app) -> list[MemberSession]:
 def test_a_cookie_copied_before_logout_is_refused_after_it(app, client):
     with app.app_context():
         create_member(email="lia@example.org", password=PASSWORD)
-        rp, _ = create_client(skip_consent=True)
+        rp, _ = create_client(kind="first_party")
     _login(client, "lia@example.org")
     thief = _copy(app, client)
     assert _logged_in(thief)  # the copy is as good as the original while the login lasts

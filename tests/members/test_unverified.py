@@ -23,7 +23,7 @@ def _world(app, verified: bool = False, locale: str = "it"):
             email_verified_at=utcnow() if verified else None,
         )
         third, _ = create_client(name="Bottega Solidale")
-        website, _ = create_client(name="Milano Sei l'Altro", skip_consent=True)
+        website, _ = create_client(name="Milano Sei l'Altro", kind="first_party")
     return member, third.client_id, website.client_id
 
 

@@ -116,7 +116,7 @@ def test_a_full_run_logs_no_secret_and_jobs_carry_the_request_id(app, client, ca
     client.get(link.split(app.config["GATEWAY_BASE_URL"], 1)[1])
     # A relying party runs the code flow (client secret, code, tokens).
     with app.app_context():
-        rp, rp_secret = create_client(scope="openid email offline_access", skip_consent=True)
+        rp, rp_secret = create_client(scope="openid email offline_access", kind="first_party")
     secrets_seen.append(rp_secret)
     verifier, challenge = pkce_pair()
     scope = "openid email offline_access"
