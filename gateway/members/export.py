@@ -65,7 +65,12 @@ def _posting(posting: history.Posting) -> dict[str, Any]:
 def _hours(member: Member) -> dict[str, Any]:
     account = ledger.find_member_account(member.id)
     if account is None:
-        return {"account_id": None, "balance_minutes": 0, "postings": []}
+        return {
+            "account_id": None,
+            "balance_minutes": 0,
+            "credit_limit_minutes": None,
+            "postings": [],
+        }
     return {
         "account_id": account.id,
         "balance_minutes": account.balance_minutes,

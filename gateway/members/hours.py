@@ -62,7 +62,8 @@ def hours() -> Response:
         "hours.html",
         member=member,
         balance=account.balance_minutes if account is not None else 0,
-        platforms=history.platform_balances(member, account),
+        # Later pages are for the history: the timebanks' readings are on the first.
+        platforms=history.platform_balances(member, account) if cursor is None else [],
         postings=postings,
         next_cursor=next_cursor,
         first_page=cursor is None,

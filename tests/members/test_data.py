@@ -375,3 +375,27 @@ def test_the_readable_copy_shows_the_same_in_words(app, client, anna, full_recor
         "1 h 30 min in credito",
     ):
         assert expected in page, expected
+
+
+def test_the_readable_copy_of_a_new_member_says_what_is_not_there(app, client):
+    with app.app_context():
+        newcomer = create_member(email="new@example.org", display_name="Nuova", locale="en")
+    log_in(client, newcomer)
+    page = _text(client.get("/account/data/export"))
+    for expected in (
+        "Email confirmed on not yet",
+        "What you can do none given",
+        "You are not linked to any timebank.",
+        "No consents.",
+        "You have not given any app access.",
+        "No sites.",
+        "No postings yet.",
+    ):
+        assert expected in page, expected
+    copy = client.get("/account/data/export.json").json
+    assert copy["hours"] == {
+        "account_id": None,
+        "balance_minutes": 0,
+        "credit_limit_minutes": None,
+        "postings": [],
+    }

@@ -178,6 +178,8 @@ def test_history_pages_follow_a_cursor_and_a_bad_cursor_gets_its_own_page(app, c
     assert "+1 min" in second
     assert "+6 min" not in second
     assert 'rel="next"' not in second
+    assert "Il tuo saldo: 5 h 25 min in credito." in _text(client.get(older))  # short, and
+    assert "Letto il" not in second  # the timebanks' readings stay on the first page
     assert 'href="/account/hours"' in second  # back to the newest
 
     bad = client.get("/account/hours?cursor=not-a-cursor")
