@@ -13,13 +13,18 @@ from gateway.admin.models import AdminAction
 from gateway.db import db, utcnow
 from gateway.federation.consent import CONSENT_TEXT_VERSION, SHARED_FIELDS
 from gateway.federation.models import Consent, Platform, PlatformLink
+from gateway.federation.platforms import add_platform
+from gateway.jobs import make_worker
 from gateway.ledger import services as ledger
 from gateway.members.models import Member, MemberSession
+from gateway.sync.handlers import member_data
 from gateway.sync.models import OutboxItem
+from gateway.sync.remote import connector_for
 from tests.auth.oidc_helpers import log_in
 from tests.factories import create_client, create_member
 from tests.members.helpers import csrf
 from tests.members.test_hours import _text
+from tests.sandbox.conftest import CLIENT_ID, CLIENT_SECRET, start_sandbox
 
 
 @pytest.fixture
@@ -399,3 +404,58 @@ def test_the_readable_copy_of_a_new_member_says_what_is_not_there(app, client):
         "credit_limit_minutes": None,
         "postings": [],
     }
+
+
+def test_a_consent_without_skills_sends_none(app, anna):
+    with app.app_context():
+        member = db.session.get(Member, anna.id)
+        assert list(member_data(member, []).skills) == []
+        assert list(member_data(member, ["skills"]).skills) == ["cooking"]
+        assert list(member_data(member, None).skills) == ["cooking"]  # rows from before fields
+
+
+def test_a_profile_change_reaches_the_sandbox_timebank(app, client, anna, tmp_path):
+    sandbox = start_sandbox(tmp_path / "sandbox")
+    try:
+        with app.app_context():
+            platform = add_platform(
+                "sandbox",
+                "timerepublik",
+                sandbox.url,
+                credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+                display_name="Banca di prova",
+            )
+            db.session.commit()
+        log_in(client, anna)
+        client.post("/account/timebanks/sandbox/connect", data={"csrf_token": csrf(client)})
+        with app.app_context():
+            make_worker(app, fork=False).work(burst=True)
+            link = db.session.scalar(select(PlatformLink))
+            assert link.state == "active"
+            remote_id = link.remote_member_id
+        client.post(
+            "/account/data/profile",
+            data={
+                "csrf_token": csrf(client),
+                "display_name": "Anna Maria Rossi",
+                "locale": "en",
+                "skills": ["tutoring"],
+            },
+        )
+        with app.app_context():
+            make_worker(app, fork=False).work(burst=True)
+            (update,) = db.session.scalars(
+                select(OutboxItem).where(OutboxItem.kind == "update_member")
+            ).all()
+            assert update.state == "succeeded"
+            remote = connector_for(db.session.get(Platform, platform.id)).client.get_member(
+                remote_id
+            )
+        assert (remote["display_name"], remote["locale"], remote["skills"]) == (
+            "Anna Maria Rossi",
+            "en",
+            ["tutoring"],
+        )
+    finally:
+        sandbox.server.stop()
+    assert sandbox.contract_errors == []
