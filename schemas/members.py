@@ -49,7 +49,13 @@ def _email() -> fields.Email:
 # The profile's fields, made once each here and declared by both forms in their page's order
 # (errors are listed in declaration order).
 def _display_name() -> fields.String:
-    return _text(validate=validate.Length(1, 120, error="members.error.name_length"))
+    return _text(
+        validate=[
+            validate.Length(1, 120, error="members.error.name_length"),
+            # Spaces alone would be stored as an empty name.
+            validate.Regexp(r".*\S", error="members.error.required"),
+        ]
+    )
 
 
 def _locale() -> fields.String:

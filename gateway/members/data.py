@@ -62,10 +62,11 @@ def profile() -> Response:
         return page("profile.html", 422, values=values, errors=errors, skills=SKILLS)
     changed = accounts.update_profile(member, values)
     db.session.commit()
+    locale = None
     if "locale" in changed:
         # The page speaks the new language from now on, in this browser too.
-        session["locale"] = member.locale
-    flash(gettext("data.profile.saved" if changed else "data.profile.unchanged", member.locale))
+        session["locale"] = locale = member.locale
+    flash(gettext("data.profile.saved" if changed else "data.profile.unchanged", locale))
     return redirect(url_for("members.data"))
 
 

@@ -162,6 +162,7 @@ def test_changing_the_language_changes_the_pages(app, client, anna):
     ("form", "field", "message"),
     [
         ({"display_name": ""}, "display_name", "Questo campo è obbligatorio."),
+        ({"display_name": "   "}, "display_name", "Questo campo è obbligatorio."),
         ({"display_name": "x" * 121}, "display_name", "da 1 a 120 caratteri"),
         ({"display_name": "Anna", "skills": ["juggling"]}, "skills", "Questo valore non è valido."),
         ({"display_name": "Anna", "municipio": "12"}, "municipio", "Questo valore non è valido."),
@@ -459,3 +460,20 @@ def test_a_profile_change_reaches_the_sandbox_timebank(app, client, anna, tmp_pa
     finally:
         sandbox.server.stop()
     assert sandbox.contract_errors == []
+
+
+def test_saving_the_same_profile_says_nothing_changed_and_sends_nothing(app, client, anna):
+    _platform(app, "tr", anna)
+    log_in(client, anna)
+    client.post(
+        "/account/data/profile",
+        data={
+            "csrf_token": csrf(client),
+            "display_name": "Anna Rossi",
+            "locale": "it",
+            "skills": ["cooking"],
+            "municipio": "4",
+        },
+    )
+    assert "Non c'era niente da cambiare." in _text(client.get("/account/data"))
+    assert _updates(app) == []
