@@ -33,8 +33,9 @@ _POST_ERRORS = {
 
 
 def _party(named: dict[str, Any]) -> ledger.Party:
-    """The party a request's ``payer`` or ``payee`` names (its ids are UUIDs once loaded)."""
-    return ledger.Party(**{field: str(value) for field, value in named.items()})
+    """The party a request's ``payer`` or ``payee`` names (its one id is a UUID once loaded)."""
+    ((field, value),) = named.items()
+    return ledger.Party(field, str(value))
 
 
 def _created(txn_document: dict[str, Any], transaction_id: str) -> Created:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Update,
     bindparam,
     case,
     insert,
@@ -99,16 +100,22 @@ def _named(
 
 
 @lru_cache(maxsize=16)
-def _lock_named_statement(
+def _lock_named_statements(
     members: int, organizations: int, accounts: int
-) -> Select[tuple[Account, str | None]]:
-    # One bound parameter per id, built once per shape: a list in IN is rendered again on every
-    # call.
+) -> tuple[Update, Select[tuple[Account, str | None]]]:
+    # Built once per shape, with one bound parameter per id: a list in IN is rendered again on
+    # every call. The first statement takes SQLite's write lock.
     def params(prefix: str, count: int) -> list[Any]:
         return [bindparam(f"{prefix}{i}") for i in range(count)]
 
     named = _named(params("m", members), params("o", organizations), params("a", accounts))
-    return (
+    sqlite_write_lock = (
+        update(Account)
+        .where(named)
+        .values(balance_minutes=Account.balance_minutes)
+        .execution_options(synchronize_session=False)
+    )
+    read = (
         select(Account, Member.status)
         .outerjoin(Member, Member.id == Account.member_id)
         .where(named)
@@ -116,6 +123,7 @@ def _lock_named_statement(
         .with_for_update(of=Account)
         .execution_options(populate_existing=True)
     )
+    return sqlite_write_lock, read
 
 
 def lock_named_accounts(
@@ -126,15 +134,17 @@ def lock_named_accounts(
 ) -> list[tuple[Account, str | None]]:
     """Lock and read, in id order, the accounts of these members and organizations and these
     accounts, each with its member's status (None for an organization's or a clearing's)."""
-    if _is_sqlite(session):
-        _take_sqlite_write_lock(session, _named(member_ids, organization_ids, account_ids))
-    statement = _lock_named_statement(len(member_ids), len(organization_ids), len(account_ids))
+    write_lock, read = _lock_named_statements(
+        len(member_ids), len(organization_ids), len(account_ids)
+    )
     params = {
         f"{prefix}{i}": value
         for prefix, values in (("m", member_ids), ("o", organization_ids), ("a", account_ids))
         for i, value in enumerate(values)
     }
-    return [(account, status) for account, status in session.execute(statement, params)]
+    if _is_sqlite(session):
+        session.execute(write_lock, params)
+    return [(account, status) for account, status in session.execute(read, params)]
 
 
 def lock_accounts(session: Session, account_ids: Sequence[str]) -> list[Account]:

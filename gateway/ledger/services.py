@@ -22,9 +22,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from flask import current_app
 from sqlalchemy import select
@@ -207,22 +207,11 @@ def list_organizations() -> list[Organization]:
 # -- parties ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Party:
-    """Who pays or is paid, as a client names them: exactly one of the three ids."""
+class Party(NamedTuple):
+    """Who pays or is paid, as a client names them: which id, and its value."""
 
-    member_id: str | None = None
-    organization_id: str | None = None
-    account_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if sum(getattr(self, f.name) is not None for f in fields(self)) != 1:
-            raise ValueError("a party names exactly one of member_id, organization_id, account_id")
-
-    @property
-    def named(self) -> tuple[str, str]:
-        """(field, id) of what it names."""
-        return next((f.name, v) for f in fields(self) if (v := getattr(self, f.name)) is not None)
+    field: Literal["member_id", "organization_id", "account_id"]
+    id: str
 
 
 class LockedAccounts:
@@ -240,14 +229,16 @@ class LockedAccounts:
         self._named: dict[tuple[str, str], tuple[Account, str | None]] = {}
         for account, member_status in rows:
             self._unused[account.id] = account
-            for name in ("member_id", "organization_id"):
-                if (owner := getattr(account, name)) is not None:
-                    self._named[name, owner] = (account, member_status)
-            self._named["account_id", account.id] = (account, member_status)
+            read = (account, member_status)
+            self._named["account_id", account.id] = read
+            if account.member_id is not None:
+                self._named["member_id", account.member_id] = read
+            elif account.organization_id is not None:
+                self._named["organization_id", account.organization_id] = read
 
     def find(self, party: Party) -> tuple[Account, str | None] | None:
         """The account this party names, with its member's status, if it was read."""
-        return self._named.get(party.named)
+        return self._named.get(party)
 
     def take(self, session: Session, account_ids: Iterable[str]) -> dict[str, Account]:
         """Those of these accounts still good for a posting in ``session``; each given once."""
@@ -276,7 +267,7 @@ def _ensure_active(side: str, member_id: str, status: str | None = None) -> None
 def _party_account(side: str, party: Party, locked: LockedAccounts) -> Account:
     found = locked.find(party)
     account, status = found if found is not None else (None, None)
-    field, named = party.named
+    field, named = party
     if field == "member_id":
         _ensure_active(side, named, status)
         # Without an account this is the member's first posting: it is created.
@@ -308,7 +299,9 @@ def resolve_parties(payer: Party, payee: Party) -> Parties:
     """
     named = {"payer": payer, "payee": payee}
     ids: dict[str, list[str]] = {"member_id": [], "organization_id": [], "account_id": []}
-    for field, value in sorted({party.named for party in named.values()}):
+    for field, value in sorted({payer, payee}):
+        if field not in ids:
+            raise ValueError(f"a party names a member_id, organization_id or account_id: {field}")
         ids[field].append(value)
     session = db.session
     rows = fastpath.lock_named_accounts(
@@ -319,7 +312,7 @@ def resolve_parties(payer: Party, payee: Party) -> Parties:
     # opposite orders would wait on each other's inserts.
     accounts = {
         side: _party_account(side, named[side], locked)
-        for side in sorted(named, key=lambda side: named[side].named)
+        for side in sorted(named, key=named.__getitem__)
     }
     if accounts["payer"].id == accounts["payee"].id:
         raise InvalidParty(("payee",), "The payer and the payee must be different accounts.")

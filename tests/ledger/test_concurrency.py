@@ -149,7 +149,7 @@ def test_parties_are_locked_in_id_order_with_nothing_held_ahead(app, db_session,
             try:
                 db.session.execute(text("SET lock_timeout = '20s'"))  # never waits for ever
                 parties = ledger.resolve_parties(
-                    Party(member_id=member), Party(organization_id=organization.id)
+                    Party("member_id", member), Party("organization_id", organization.id)
                 )
                 ledger.post_transfer(
                     payer_account_id=parties.payer.id,
