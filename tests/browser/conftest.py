@@ -29,12 +29,17 @@ def axe_source() -> str:
         npm = shutil.which("npm")
         if npm is None:
             pytest.skip("npm not installed: the accessibility scan needs the axe-core package")
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR)],
-            check=True,
+        # Run in the folder rather than with --prefix, which would also move npm's global
+        # configuration (where a machine keeps its registry's certificate authority).
+        installed = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=AXE_DIR,
             capture_output=True,
+            text=True,
+            check=False,
             timeout=300,
         )
+        assert installed.returncode == 0, f"npm ci failed:\n{installed.stderr[-3000:]}"
     return AXE_SCRIPT.read_text()
 
 
