@@ -2,8 +2,10 @@
 
 Catalogs live in ``gateway/translations/<area>.json`` as ``{"key": {"it": ..., "en": ...}}``,
 one file per area (members, admin, ...) so that areas never edit each other's strings.
-The locale is chosen from, in order: ``ui_locales`` on an authorization request (kept in
-the session), the logged-in member's preference, ``Accept-Language``, then Italian.
+The locale is chosen from, in order: the language the member picked with the header's
+switch, ``ui_locales`` on an authorization request (both kept in the session), the
+logged-in member's preference, ``Accept-Language``, then Italian. A site's ``ui_locales``
+is a hint about a person it does not know; a pick is that person's own word, so it wins.
 """
 
 from __future__ import annotations
@@ -42,12 +44,28 @@ def pick_locale(ui_locales: str | None) -> str | None:
     return None
 
 
+def chosen_locale() -> str | None:
+    """The language the member picked in this browser session, if they did."""
+    return session.get("locale") if session.get("locale_chosen") else None
+
+
 def remember_ui_locales(ui_locales: str | None) -> None:
-    """Keep a request's ``ui_locales`` choice for the pages that follow it."""
+    """Keep a request's ``ui_locales`` hint for the pages that follow it, unless the member
+    picked a language."""
     locale = pick_locale(ui_locales)
-    if locale:
+    if locale and not chosen_locale():
         session["locale"] = locale
         g.locale = locale
+
+
+def choose_locale(locale: str) -> None:
+    """The member picked ``locale``: speak it on this page and the following ones of this
+    browser session, whatever sites hint."""
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}")
+    session["locale"] = locale
+    session["locale_chosen"] = True
+    g.locale = locale
 
 
 def current_locale() -> str:
@@ -56,7 +74,7 @@ def current_locale() -> str:
         return DEFAULT_LOCALE
     if "locale" in g:
         return g.locale
-    locale = pick_locale(request.args.get("ui_locales")) or session.get("locale")
+    locale = chosen_locale() or pick_locale(request.args.get("ui_locales")) or session.get("locale")
     if locale not in LOCALES:
         from gateway.auth.session import current_session_member
 
@@ -77,7 +95,19 @@ def gettext(key: str, locale: str | None = None, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+def format_duration(minutes: int) -> str:
+    """A length of time as people say it, sign left to the sentence: 270 is "4 h 30 min".
+
+    The number and its unit never break across lines (a no-break space between them).
+    """
+    hours, rest = divmod(abs(minutes), 60)
+    parts = ([f"{hours}\u00a0h"] if hours else []) + ([f"{rest}\u00a0min"] if rest else [])
+    return " ".join(parts) or "0\u00a0min"
+
+
 def init_app(app: Flask) -> None:
-    """Give templates ``_()`` and ``locale``."""
+    """Give templates ``_()``, ``current_locale()``, ``LOCALES`` and ``format_duration()``."""
     app.jinja_env.globals["_"] = gettext
     app.jinja_env.globals["current_locale"] = current_locale
+    app.jinja_env.globals["LOCALES"] = LOCALES
+    app.jinja_env.globals["format_duration"] = format_duration
