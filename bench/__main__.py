@@ -2,7 +2,7 @@
 
 from bench import bench_api, bench_reconcile, bench_signon, bench_sync
 
-bench_api.run(seconds=5, threads=8)
-bench_signon.run(seconds=5, threads=8)
+bench_api.run()
+bench_signon.run()
 bench_sync.run(workers=4, transfers=400, latency_ms=20)
 bench_reconcile.run(wallets=100_000, transfers=1_000_000)

@@ -1,10 +1,12 @@
-"""Callback ingest and transaction POST throughput on gunicorn, beside a bare Flask endpoint.
+"""Callback ingest and transaction POSTs on gunicorn, beside a bare Flask endpoint.
 
-One gunicorn server serves all three, in one run: the bare endpoint is the baseline, so the
-ratios say what the gateway's work costs (targets: callbacks >= 0.5x, transactions >= 0.3x).
-The four take turns in five slices each, so that a drift in the machine's speed hits all alike.
+One gunicorn server (2 workers x 8 threads) serves all four, in one run: the bare endpoint is the
+baseline, so the ratios say what the gateway's work costs, and the server's CPU per request says
+it in milliseconds. The four take turns in slices, so that a drift in the machine's speed hits
+all alike. wrk drives the load when it is installed (see bench/load.py), else the Python client,
+and the report says which.
 
-    python -m bench.bench_api [--seconds 5] [--threads 8]
+    python -m bench.bench_api [--seconds 15] [--connections 8] [--rounds 5] [--client auto]
 
 BENCH_DATABASE_URL selects the database (default: a SQLite file; for PostgreSQL, any database
 URL of the server: the run creates a database of its own there and drops it after); REDIS_URL a
@@ -24,16 +26,10 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-import requests
+from sqlalchemy.engine import make_url
 
-from bench.harness import (
-    gunicorn_server,
-    measure,
-    measure_interleaved,
-    report,
-    scratch_database,
-    server_cpu_seconds,
-)
+from bench.harness import gunicorn_server, scratch_database, server_cpu_seconds
+from bench.load import Replay, Request, Workload, check, load_generator, measure, report
 from gateway import create_app, embedded_redis
 from gateway.auth.models import OAuthClient
 from gateway.auth.tokens import issue_token
@@ -122,20 +118,56 @@ def _event(n: int) -> tuple[bytes, dict]:
     }
 
 
-class _Failures:
-    """The first failed request's answer, so that a failed run says why."""
+def _transaction(token: str, payer: str, payee: str) -> Request:
+    body = {
+        "payer": {"member_id": payer},
+        "payee": {"member_id": payee},
+        "minutes": 1,
+        "kind": "help",
+        "description": "bench",
+    }
+    return Request(
+        "POST",
+        "/api/v1/transactions",
+        {
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        },
+        json.dumps(body),
+    )
 
-    def __init__(self) -> None:
-        self.first: str | None = None
 
-    def keep(self, text: str) -> RuntimeError:
-        if self.first is None:
-            self.first = text[:300]
-        return RuntimeError(text)
+def _workloads(token: str, members: list[str]) -> list[Workload]:
+    alice, bob = members[:2]
+
+    def callback(i: int) -> Request:
+        body, headers = _event(i)
+        return Request("POST", "/callbacks/bench", headers, body.decode())
+
+    def spread(i: int) -> Request:
+        # Many members, as on the website: postings running at once rarely share an account
+        # lock. A fixed shuffle per i, so every run posts the same pairs.
+        return _transaction(token, *random.Random(i).sample(members, 2))
+
+    def hot_pair(i: int) -> Request:
+        # The worst case: every posting needs the same two account locks.
+        return _transaction(token, *((alice, bob) if i % 2 else (bob, alice)))
+
+    bare = Request("POST", "/bench/bare", {"Content-Type": "application/json"}, "{}")
+    return [
+        Replay("bare Flask endpoint (baseline)", lambda _i: bare, 200, cycle=True),
+        Replay("callback ingest (verify + store + enqueue)", callback, 202),
+        Replay(f"POST /api/v1/transactions, {MEMBERS} members", spread, 201),
+        Replay("POST /api/v1/transactions, one hot pair", hot_pair, 201),
+    ]
 
 
-def run(seconds: float, threads: int) -> dict[str, float]:
-    """Measure and print; return the ratios."""
+def run(
+    seconds: int = 15, connections: int = 8, rounds: int = 5, client: str = "auto"
+) -> dict[str, float]:
+    """Measure and print; return the ratios to the bare endpoint."""
+    generator = load_generator(client, connections)
     with (
         tempfile.TemporaryDirectory(prefix="bench-api-") as tmp,
         scratch_database(os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/gw.db") as url,
@@ -145,7 +177,6 @@ def run(seconds: float, threads: int) -> dict[str, float]:
         if not redis_url:
             own_redis = embedded_redis.start(Path(tmp) / "r")
             redis_url = own_redis.url
-        failures = _Failures()
         env = {
             "DATABASE_URL": url,
             "REDIS_URL": redis_url,
@@ -160,96 +191,48 @@ def run(seconds: float, threads: int) -> dict[str, float]:
         engine.dispose()
         app = create_app({**env, "QUEUE_NAME": "bench-api"})
         token, members = _seed(app)
-        alice, bob = members[:2]
         app.extensions["db"].dispose()
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=threads)
-        session.mount("http://", adapter)
+        workloads = _workloads(token, members)
         try:
             with gunicorn_server(env, workers=2) as base:
-
-                def bare(_i: int) -> None:
-                    session.post(f"{base}/bench/bare", json={}, timeout=10).raise_for_status()
-
-                def callback(i: int) -> None:
-                    body, headers = _event(i)
-                    r = session.post(
-                        f"{base}/callbacks/bench", data=body, headers=headers, timeout=10
-                    )
-                    if r.status_code != 202:
-                        raise failures.keep(f"callback {r.status_code}: {r.text}")
-
-                def post(payer: str, payee: str) -> None:
-                    r = session.post(
-                        f"{base}/api/v1/transactions",
-                        json={
-                            "payer": {"member_id": payer},
-                            "payee": {"member_id": payee},
-                            "minutes": 1,
-                            "kind": "help",
-                            "description": "bench",
-                        },
-                        headers={
-                            "Authorization": f"Bearer {token}",
-                            "Idempotency-Key": str(uuid.uuid4()),
-                        },
-                        timeout=10,
-                    )
-                    if r.status_code != 201:
-                        raise failures.keep(f"transaction {r.status_code}: {r.text}")
-
-                def transaction(i: int) -> None:
-                    # Many members, as on the website: postings running at once rarely share an
-                    # account lock. A fixed shuffle per i, so every run posts the same pairs.
-                    payer, payee = random.Random(i).sample(members, 2)
-                    post(payer, payee)
-
-                def hot_pair(i: int) -> None:
-                    # The worst case: every posting needs the same two account locks.
-                    post(*((alice, bob) if i % 2 else (bob, alice)))
-
-                measure(bare, 1.0, threads)  # warm up every worker
-                rates = measure_interleaved(
-                    {
-                        "bare": bare,
-                        "callbacks": callback,
-                        "transactions": transaction,
-                        "hot": hot_pair,
-                    },
+                cpu = partial(server_cpu_seconds, base)
+                # Warms every worker up, and bounds how many operations a slice can use.
+                warm = generator.run(base, workloads[0], workloads[0].prepare(1), 2, cpu)
+                rates = measure(
+                    generator,
+                    base,
+                    workloads,
                     seconds,
-                    threads,
-                    partial(server_cpu_seconds, base),
+                    cpu,
+                    rounds=rounds,
+                    ceiling_per_second=warm.per_second * 1.5 + 100,
                 )
-                baseline, callbacks = rates["bare"], rates["callbacks"]
-                transactions, hot = rates["transactions"], rates["hot"]
         finally:
             if own_redis:
                 own_redis.stop()
+    database = make_url(url).get_backend_name()
     report(
-        f"API throughput on gunicorn (2 workers x 8 threads, {threads} client threads)",
-        [
-            ("callback ingest (verify + store + enqueue)", callbacks),
-            (f"POST /api/v1/transactions, {MEMBERS} members", transactions),
-            ("POST /api/v1/transactions, one hot pair", hot),
-        ],
-        baseline,
+        f"API on gunicorn (2 workers x 8 threads), {database}, {seconds} s each in {rounds} turns",
+        generator,
+        rates,
+        baseline=workloads[0].name,
     )
-    if callbacks.errors or transactions.errors or hot.errors or baseline.errors:
-        raise SystemExit(f"some requests failed; the first: {failures.first}")
-    return {
-        "callbacks": callbacks.per_second / baseline.per_second,
-        "transactions": transactions.per_second / baseline.per_second,
-        "transactions_hot_pair": hot.per_second / baseline.per_second,
-    }
+    check(rates)
+    bare = rates[workloads[0].name].per_second
+    return {name: rate.per_second / bare for name, rate in rates.items()}
 
 
 def main() -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=15, help="per measurement (default 15)")
+    parser.add_argument("--connections", type=int, default=8, help="open at once (default 8)")
+    parser.add_argument("--rounds", type=int, default=5, help="turns taken (default 5)")
+    parser.add_argument(
+        "--client", choices=["auto", "wrk", "python"], default="auto", help="load generator"
+    )
     args = parser.parse_args()
-    run(args.seconds, args.threads)
+    run(args.seconds, args.connections, args.rounds, args.client)
 
 
 if __name__ == "__main__":

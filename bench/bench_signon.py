@@ -1,15 +1,18 @@
-"""Sign-on throughput on gunicorn beside a bare Flask endpoint, in one run.
+"""Sign-on on gunicorn beside a bare Flask endpoint, in one run.
 
-- token endpoint: client-credentials exchanges per second;
-- code exchange: authorization code + PKCE redeemed for tokens (with an ID token signed RS256);
-- full login round trip: authorization request, login page, password check (scrypt),
-  back to the authorization endpoint, the code at the client, and its exchange for tokens.
+- token endpoint: client-credentials exchanges;
+- full login round trip: authorization request, login page, password check (scrypt), back to the
+  authorization endpoint, and the code's exchange for tokens (with an ID token signed RS256),
+  as a browser and its relying party make them: one operation is five requests.
 
-    python -m bench.bench_signon [--seconds 5] [--threads 8]
+wrk drives the load when it is installed (see bench/load.py), else the Python client, and the
+report says which.
+
+    python -m bench.bench_signon [--seconds 15] [--connections 8] [--rounds 5] [--client auto]
 
 BENCH_DATABASE_URL selects the database server (default: a SQLite file; on PostgreSQL the run
-uses a scratch database it drops after); REDIS_URL a Redis (default:
-an embedded one). Only loopback is used.
+uses a scratch database it drops after); REDIS_URL a Redis (default: an embedded one). Only
+loopback is used.
 """
 
 from __future__ import annotations
@@ -18,16 +21,26 @@ import argparse
 import base64
 import hashlib
 import os
-import re
 import secrets
 import tempfile
+from functools import partial
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-import requests
+from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
-from bench.harness import gunicorn_server, measure, report, scratch_database
+from bench.harness import gunicorn_server, scratch_database, server_cpu_seconds
+from bench.load import (
+    LoginClient,
+    LoginRoundTrip,
+    Replay,
+    Request,
+    Workload,
+    check,
+    load_generator,
+    measure,
+    report,
+)
 from gateway import create_app, embedded_redis
 from gateway.auth.clients import create_client
 from gateway.db import db
@@ -63,8 +76,11 @@ def _pkce() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def run(seconds: float, threads: int) -> dict[str, float]:
-    """Measure and print; return the ratios."""
+def run(
+    seconds: int = 15, connections: int = 8, rounds: int = 5, client: str = "auto"
+) -> dict[str, float]:
+    """Measure and print; return the ratios to the bare endpoint."""
+    generator = load_generator(client, connections)
     with (
         tempfile.TemporaryDirectory(prefix="bench-signon-") as tmp,
         scratch_database(os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/gw.db") as url,
@@ -89,95 +105,81 @@ def run(seconds: float, threads: int) -> dict[str, float]:
         upgrade(app.extensions["db"].engine)
         site_id, site_secret, machine_id, machine_secret = _seed(app)
         app.extensions["db"].dispose()
-        shared = requests.Session()
-        shared.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=threads))
+        machine_auth = base64.b64encode(f"{machine_id}:{machine_secret}".encode()).decode()
+        token = Request(
+            "POST",
+            "/oauth/token",
+            {
+                "Authorization": f"Basic {machine_auth}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            "grant_type=client_credentials",
+        )
+        bare = Request("POST", "/bench/bare", {"Content-Type": "application/json"}, "{}")
+        site = LoginClient(
+            site_id,
+            site_secret,
+            CALLBACK,
+            [f"bench{n}@example.org" for n in range(MEMBERS)],
+            PASSWORD,
+        )
+        workloads: list[Workload] = [
+            Replay("bare Flask endpoint (baseline)", lambda _i: bare, 200, cycle=True),
+            Replay("token endpoint (client credentials)", lambda _i: token, 200, cycle=True),
+            LoginRoundTrip("full login round trip (5 requests)", site, _pkce),
+        ]
         try:
             with gunicorn_server(env, workers=2) as base:
-
-                def bare(_i: int) -> None:
-                    shared.post(f"{base}/bench/bare", json={}, timeout=10).raise_for_status()
-
-                def client_credentials(_i: int) -> None:
-                    r = shared.post(
-                        f"{base}/oauth/token",
-                        data={"grant_type": "client_credentials"},
-                        auth=(machine_id, machine_secret),
-                        timeout=10,
-                    )
-                    r.raise_for_status()
-
-                def login_round_trip(i: int, *, exchange_only: bool = False) -> None:
-                    browser = requests.Session()
-                    verifier, challenge = _pkce()
-                    params = {
-                        "response_type": "code",
-                        "client_id": site_id,
-                        "redirect_uri": CALLBACK,
-                        "scope": "openid profile email",
-                        "state": str(i),
-                        "nonce": secrets.token_urlsafe(8),
-                        "code_challenge": challenge,
-                        "code_challenge_method": "S256",
-                    }
-                    r = browser.get(
-                        f"{base}/oauth/authorize", params=params, allow_redirects=False, timeout=10
-                    )
-                    login_url = base + r.headers["Location"]
-                    page = browser.get(login_url, timeout=10)
-                    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-                    r = browser.post(
-                        login_url,
-                        data={
-                            "email": f"bench{i % MEMBERS}@example.org",
-                            "password": PASSWORD,
-                            "csrf_token": token,
-                        },
-                        allow_redirects=False,
-                        timeout=10,
-                    )
-                    r = browser.get(base + r.headers["Location"], allow_redirects=False, timeout=10)
-                    code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
-                    r = browser.post(
-                        f"{base}/oauth/token",
-                        data={
-                            "grant_type": "authorization_code",
-                            "code": code,
-                            "redirect_uri": CALLBACK,
-                            "code_verifier": verifier,
-                        },
-                        auth=(site_id, site_secret),
-                        timeout=10,
-                    )
-                    r.raise_for_status()
-                    assert "id_token" in r.json()
-
-                baseline = measure(bare, seconds, threads)
-                token_rate = measure(client_credentials, seconds, threads)
-                login_rate = measure(login_round_trip, seconds, threads)
+                cpu = partial(server_cpu_seconds, base)
+                warm = generator.run(base, workloads[0], workloads[0].prepare(1), 2, cpu)
+                ceiling = warm.per_second * 1.5 + 100
+                rates = measure(
+                    generator,
+                    base,
+                    workloads[:2],
+                    seconds,
+                    cpu,
+                    rounds=rounds,
+                    ceiling_per_second=ceiling,
+                )
+                # A round trip takes a second or more: in short slices, the ones cut off at each
+                # slice's end would weigh on its CPU figure. One slice: at most one per connection.
+                rates |= measure(
+                    generator,
+                    base,
+                    workloads[2:],
+                    seconds,
+                    cpu,
+                    rounds=1,
+                    ceiling_per_second=ceiling,
+                )
         finally:
             if own_redis is not None:
                 own_redis.stop()
+    database = make_url(url).get_backend_name()
     report(
-        f"Sign-on on gunicorn (2 workers x 8 threads), {threads} client threads",
-        [
-            ("token endpoint (client credentials)", token_rate),
-            ("full login round trip (5 requests)", login_rate),
-        ],
-        baseline,
+        f"Sign-on on gunicorn (2 workers x 8 threads), {database}, "
+        f"{seconds} s each in {rounds} turns",
+        generator,
+        rates,
+        baseline=workloads[0].name,
     )
-    return {
-        "token": token_rate.per_second / baseline.per_second,
-        "login": login_rate.per_second / baseline.per_second,
-    }
+    check(rates)
+    bare_rate = rates[workloads[0].name].per_second
+    return {name: rate.per_second / bare_rate for name, rate in rates.items()}
 
 
 def main() -> None:
     """Command line entry."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=15, help="per measurement (default 15)")
+    parser.add_argument("--connections", type=int, default=8, help="open at once (default 8)")
+    parser.add_argument("--rounds", type=int, default=5, help="turns taken (default 5)")
+    parser.add_argument(
+        "--client", choices=["auto", "wrk", "python"], default="auto", help="load generator"
+    )
     args = parser.parse_args()
-    run(args.seconds, args.threads)
+    run(args.seconds, args.connections, args.rounds, args.client)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(oidc_pages_bp)
     app.extensions["page_blueprints"].add(oidc_pages_bp.name)
 
-    from gateway.members import apps, timebanks, views  # noqa: F401 - the views register on the bp
+    from gateway.members import apps, data, hours, timebanks, views  # noqa: F401 - views register
     from gateway.members.blueprint import bp as members_bp
 
     app.register_blueprint(members_bp)

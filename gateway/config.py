@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -70,6 +71,15 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, not {raw!r}.")
+
+
+def _timezone(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name) or default
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be a time zone such as Europe/Rome, not {raw!r}.") from None
+    return raw
 
 
 def normalize_database_url(url: str) -> str:
@@ -232,6 +242,7 @@ def load_settings(
         "METRICS_TOKEN": environ.get("METRICS_TOKEN") or None,
         "MAIL_URL": environ.get("MAIL_URL") or None,
         "MAIL_FROM": environ.get("MAIL_FROM", "Milano Sei l'Altro <noreply@localhost>"),
+        "MEMBERS_TIMEZONE": _timezone(environ, "MEMBERS_TIMEZONE", "Europe/Rome"),
     }
     overrides.pop("DATABASE_URL", None)  # already read, normalized, from environ
     settings.update(overrides)

@@ -95,19 +95,8 @@ def gettext(key: str, locale: str | None = None, **values: object) -> str:
     return text.format(**values) if values else text
 
 
-def format_duration(minutes: int) -> str:
-    """A length of time as people say it, sign left to the sentence: 270 is "4 h 30 min".
-
-    The number and its unit never break across lines (a no-break space between them).
-    """
-    hours, rest = divmod(abs(minutes), 60)
-    parts = ([f"{hours}\u00a0h"] if hours else []) + ([f"{rest}\u00a0min"] if rest else [])
-    return " ".join(parts) or "0\u00a0min"
-
-
 def init_app(app: Flask) -> None:
-    """Give templates ``_()``, ``current_locale()``, ``LOCALES`` and ``format_duration()``."""
+    """Give templates ``_()``, ``current_locale()`` and ``LOCALES``."""
     app.jinja_env.globals["_"] = gettext
     app.jinja_env.globals["current_locale"] = current_locale
     app.jinja_env.globals["LOCALES"] = LOCALES
-    app.jinja_env.globals["format_duration"] = format_duration

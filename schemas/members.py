@@ -1,4 +1,4 @@
-"""The members' forms (signup, login, password reset). Error messages are catalog keys
+"""The members' forms (signup, profile, login, password reset). Error messages are catalog keys
 (gateway/translations/members.json), shown next to their field in the member's language."""
 
 from __future__ import annotations
@@ -40,28 +40,66 @@ class _Form(Schema):
         return {k: v for k, v in dict(data).items() if v not in ("", [], None)}
 
 
-class SignupForm(_Form):
-    """Everything the signup page asks."""
-
-    email = fields.Email(
+def _email() -> fields.Email:
+    return fields.Email(
         required=True, error_messages={**_REQUIRED, "invalid": "members.error.email"}
     )
-    display_name = _text(validate=validate.Length(1, 120, error="members.error.name_length"))
-    password = _text()
-    locale = fields.String(
+
+
+# The profile's fields, made once each here and declared by both forms in their page's order
+# (errors are listed in declaration order).
+def _display_name() -> fields.String:
+    return _text(
+        validate=[
+            validate.Length(1, 120, error="members.error.name_length"),
+            # Spaces alone would be stored as an empty name.
+            validate.Regexp(r".*\S", error="members.error.required"),
+        ]
+    )
+
+
+def _locale() -> fields.String:
+    return fields.String(
         load_default="it", validate=validate.OneOf(("it", "en"), error="members.error.invalid")
     )
-    skills = fields.List(
+
+
+def _skills() -> fields.List:
+    return fields.List(
         fields.String(validate=validate.OneOf(SKILLS, error="members.error.invalid")),
         load_default=list,
     )
-    municipio = fields.Integer(
+
+
+def _municipio() -> fields.Integer:
+    return fields.Integer(
         load_default=None,
         allow_none=True,
         strict=False,
         validate=validate.OneOf(MUNICIPI, error="members.error.invalid"),
         error_messages={"invalid": "members.error.invalid"},
     )
+
+
+class SignupForm(_Form):
+    """Everything the signup page asks."""
+
+    email = _email()
+    display_name = _display_name()
+    password = _text()
+    locale = _locale()
+    skills = _skills()
+    municipio = _municipio()
+
+
+class ProfileForm(_Form):
+    """What a member may change later (the profile page): signup's fields but the address and
+    password. An empty skills list or municipio clears them."""
+
+    display_name = _display_name()
+    locale = _locale()
+    skills = _skills()
+    municipio = _municipio()
 
 
 class LoginForm(_Form):
@@ -74,9 +112,7 @@ class LoginForm(_Form):
 class EmailForm(_Form):
     """An address to send a reset link to."""
 
-    email = fields.Email(
-        required=True, error_messages={**_REQUIRED, "invalid": "members.error.email"}
-    )
+    email = _email()
 
 
 class NewPasswordForm(_Form):

@@ -135,7 +135,14 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port_block, 
         ).stdout.split()
         assert redis_pid in map(int, children)
         assert len(children) == 6  # embedded redis, sandbox, worker, scheduler, web, demo site
-        demo = requests.get(f"http://127.0.0.1:{unused_port + 2}/", timeout=2)
+        # The demo site starts beside the web server, not after it: under load it may be later.
+        demo = None
+        while time.monotonic() < deadline and demo is None:
+            try:
+                demo = requests.get(f"http://127.0.0.1:{unused_port + 2}/", timeout=2)
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert demo is not None, "the demo site never answered"
         assert demo.status_code == 200
         assert "/login" in demo.text
         # The supervisor polls health every 0.2 s before it announces the URLs.

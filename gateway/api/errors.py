@@ -14,6 +14,7 @@ from gateway.ledger.errors import (
     CreditLimitExceeded,
     DuplicateExternal,
     InvalidCursor,
+    InvalidParty,
     LedgerError,
     TransactionNotFound,
     UnbalancedTransaction,
@@ -35,6 +36,12 @@ LEDGER_STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
 
 def ledger_problem(exc: LedgerError) -> Problem:
     """The problem for a ledger error, with its machine ``code`` and its facts."""
+    if isinstance(exc, InvalidParty):
+        # A field of the request names what the ledger refuses: answered as a schema's refusal.
+        errors: Any = [str(exc)]
+        for name in reversed(exc.field):
+            errors = {name: errors}
+        return _validation(errors)
     status, title = next((s, t) for cls, s, t in LEDGER_STATUS if isinstance(exc, cls))
     extensions: dict[str, Any] = {"code": exc.code}
     if isinstance(exc, CreditLimitExceeded):
@@ -58,14 +65,18 @@ def problem_for(exc: BaseException) -> Problem | None:
     if isinstance(exc, Problem):
         return exc
     if isinstance(exc, ValidationError):
-        problem = ValidationProblem(_messages(exc))
-        problem.extensions["code"] = "validation"
-        return problem
+        return _validation(_messages(exc))
     if isinstance(exc, LedgerError):
         return ledger_problem(exc)
     if isinstance(exc, HTTPException) and exc.code is not None and exc.code < 500:
         return Problem(exc.code, exc.description, title=HTTPStatus(exc.code).phrase)
     return None
+
+
+def _validation(errors: dict[str, Any]) -> Problem:
+    problem = ValidationProblem(errors)
+    problem.extensions["code"] = "validation"
+    return problem
 
 
 def _messages(exc: ValidationError) -> dict[str, object]:

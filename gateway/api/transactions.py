@@ -13,12 +13,7 @@ from gateway.api.openapi import operation
 from gateway.api.payloads import load_json
 from gateway.api.representations import transaction_document
 from gateway.auth.resource import current_member, require_oauth
-from gateway.db import db
 from gateway.ledger import services as ledger
-from gateway.ledger.errors import AccountNotFound
-from gateway.ledger.models import Account
-from gateway.members.models import Member
-from gateway.problems import ValidationProblem
 from schemas.ledger import ReversalCreateSchema, TransactionCreateSchema, TransactionSchema
 
 Created = tuple[dict[str, Any], int, dict[str, str]]
@@ -37,59 +32,10 @@ _POST_ERRORS = {
 }
 
 
-def _refuse(side: str, message: str, key: str | None = None) -> ValidationProblem:
-    return ValidationProblem({side: {key: [message]} if key else [message]})
-
-
-# Member id -> their account, locked, and whether the member is active (members named by the
-# request who have an account; see ``ledger.lock_member_accounts``).
-Known = dict[str, tuple[Account, bool]]
-
-
-def _active_member(side: str, member_id: str, active: bool | None = None) -> None:
-    """Refuse a member who is gone or not active (``active`` when already known)."""
-    if active is None:
-        member = db.session.get(Member, member_id)
-        active = member is not None and member.is_active
-    if not active:
-        raise _refuse(side, f"There is no active member {member_id}.", "member_id")
-
-
-def _member_account(side: str, member_id: str, known: Known) -> Account:
-    account, active = known.get(member_id, (None, None))
-    _active_member(side, member_id, active)
-    # Without a known account this is their first posting: the account is created.
-    return account if account is not None else ledger.account_for_member(member_id)
-
-
-def _resolve(side: str, party: dict[str, Any], known: Known) -> Account:
-    """The account a payer or payee names; 422 with a field message when there is none."""
-    if "member_id" in party:
-        return _member_account(side, str(party["member_id"]), known)
-    if "organization_id" in party:
-        try:
-            return ledger.account_for_organization(str(party["organization_id"]))
-        except AccountNotFound as exc:
-            raise _refuse(side, str(exc), "organization_id") from None
-    try:
-        account = ledger.get_account(str(party["account_id"]))
-    except AccountNotFound as exc:
-        raise _refuse(side, str(exc), "account_id") from None
-    if account.kind == "clearing":
-        # Clearing accounts mirror the partner platforms: only the sync engine posts to them.
-        raise _refuse(side, "Clearing accounts cannot be used here.", "account_id")
-    if account.member_id is not None:
-        _active_member(side, account.member_id)
-    return account
-
-
-def _check_kind(kind: str, payer: Account, payee: Account) -> None:
-    if kind == "desk" and (payer.kind, payee.kind) != ("member", "organization"):
-        raise _refuse("kind", "A desk is paid by a member to an organization.")
-    if kind == "help" and (payer.kind, payee.kind) != ("member", "member"):
-        raise _refuse("kind", "Help is paid by the member who was helped to the one who helped.")
-    if payer.id == payee.id:
-        raise _refuse("payee", "The payer and the payee must be different accounts.")
+def _party(named: dict[str, Any]) -> ledger.Party:
+    """The party a request's ``payer`` or ``payee`` names (its one id is a UUID once loaded)."""
+    ((field, value),) = named.items()
+    return ledger.Party(field, str(value))
 
 
 def _created(txn_document: dict[str, Any], transaction_id: str) -> Created:
@@ -123,21 +69,12 @@ def _created(txn_document: dict[str, Any], transaction_id: str) -> Created:
 def post_transaction() -> Created:
     """Post one transfer of minutes (views under @idempotent do not commit)."""
     data = load_json(_CREATE)
-    # In one global order: two postings creating the same two accounts on demand (a member's
-    # first posting) in opposite orders would deadlock on each other's inserts.
-    sides = sorted(("payer", "payee"), key=lambda side: sorted(data[side].items()))
-    # The members' accounts are locked as they are read: the posting need not read them again.
-    known = ledger.lock_member_accounts(
-        str(data[side]["member_id"]) for side in sides if "member_id" in data[side]
-    )
-    accounts = {side: _resolve(side, data[side], known) for side in sides}
-    payer, payee = accounts["payer"], accounts["payee"]
-    access.ensure_can_post(payer)
-    _check_kind(data["kind"], payer, payee)
+    parties = ledger.resolve_parties(_party(data["payer"]), _party(data["payee"]))
+    access.ensure_can_post(parties.payer)
     member = current_member()
     txn = ledger.post_transfer(
-        payer_account_id=payer.id,
-        payee_account_id=payee.id,
+        payer_account_id=parties.payer.id,
+        payee_account_id=parties.payee.id,
         minutes=data["minutes"],
         description=data["description"],
         kind=data["kind"],
@@ -145,6 +82,7 @@ def post_transaction() -> Created:
         source="api",
         created_by_client_id=access.client_id(),
         metadata={"posted_by_member_id": member.id} if member is not None else None,
+        locked=parties.locked,
     )
     return _created(transaction_document(txn, reversed_by=None), txn.id)
 

@@ -131,6 +131,12 @@ def current_session_member() -> Member | None:
     return login[0] if login is not None else None
 
 
+def current_login_id() -> str | None:
+    """The id of this browser's login (telling it apart among the member's logins), if any."""
+    login = _current_login()
+    return login[1].id if login is not None else None
+
+
 def logged_in_at() -> float | None:
     """When this browser's login was made (epoch seconds, to the microsecond), if it is."""
     login = _current_login()

@@ -24,7 +24,8 @@ from flask import Flask, abort, redirect, render_template, request, session, url
 from werkzeug.wrappers import Response
 
 from gateway import security_headers
-from gateway.i18n import LOCALES, format_duration, gettext
+from gateway.i18n import LOCALES, gettext
+from gateway.members.hours_format import format_minutes
 
 SCOPE = "openid profile email offline_access hours:read"
 # What the site keeps of a token response: enough to call the API and to refresh.
@@ -47,7 +48,7 @@ def balance_sentence(minutes: int, locale: str) -> str:
         key = "demo.hours.debit"
     else:
         key = "demo.hours.even"
-    return gettext(key, locale=locale, duration=format_duration(minutes))
+    return gettext(key, locale=locale, duration=format_minutes(abs(minutes), locale))
 
 
 def create_demo_app(gateway_url: str, client_id: str, client_secret: str, public_url: str) -> Flask:

@@ -80,3 +80,17 @@ class DuplicateExternal(LedgerError):
             f"This remote transfer was imported already as transaction {existing_transaction_id}."
         )
         self.existing_transaction_id = existing_transaction_id
+
+
+class InvalidParty(LedgerError):
+    """A payer or payee this posting cannot have: unknown, not active, a clearing account named
+    by a client, the same account on both sides, or not what the posting's kind moves between.
+
+    ``field`` is the path of the request field at fault, e.g. ``("payer", "member_id")``.
+    """
+
+    code = "invalid_party"
+
+    def __init__(self, field: tuple[str, ...], detail: str) -> None:
+        super().__init__(detail)
+        self.field = field

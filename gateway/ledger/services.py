@@ -7,14 +7,14 @@ the caller — a view, a job — commits, or rolls back on error. A refused post
 write, and the writes a unique constraint may still refuse (an import, a reversal) run in a
 SAVEPOINT.
 
-Concurrency: the accounts of a posting are locked before their balances are read — ``SELECT ...
-FOR UPDATE`` in sorted id order on PostgreSQL (no deadlocks between postings), and on SQLite a
-first no-op write that takes the database's single write lock (BEGIN IMMEDIATE semantics). The
-cached balance is then written in the same transaction as the entries, so no update is lost and
-no limit is crossed. Locks are held until the caller commits: commit soon. A caller that must
-read members' accounts anyway (the API resolving a posting's parties) locks them in that same
-read with ``lock_member_accounts``; the next posting in that transaction uses those fresh reads
-instead of reading the accounts again (later ones read them again, under the locks still held).
+Concurrency: a posting locks its accounts before it reads their balances, in one statement and
+in id order, so two postings never wait on each other in a cycle (a first posting also locks the
+account it has just created, which no one else can hold). The cached balance is then
+written in the same transaction as the entries, so no update is lost and no limit is crossed.
+Locks are held until the caller commits: commit soon. A caller that names a transfer's parties
+(the API) resolves them with ``resolve_parties``, which locks their accounts as it reads them and
+hands them on: ``post_transfer(..., locked=parties.locked)`` does not read them again. How each
+database locks and writes is in ``fastpath``; the rules are here.
 """
 
 from __future__ import annotations
@@ -24,35 +24,22 @@ import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from flask import current_app
-from sqlalchemy import (
-    Insert,
-    Integer,
-    Select,
-    String,
-    bindparam,
-    case,
-    event,
-    insert,
-    select,
-    union_all,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
-from gateway.db import add_as_loaded, db, utcnow
+from gateway.db import db, utcnow
+from gateway.ledger import fastpath
 from gateway.ledger.errors import (
     AccountNotFound,
     AlreadyReversed,
     CreditLimitExceeded,
     DuplicateExternal,
     InvalidCursor,
+    InvalidParty,
     TransactionNotFound,
     UnbalancedTransaction,
 )
@@ -68,6 +55,9 @@ from gateway.members.models import Member, new_id
 
 __all__ = [
     "DEFAULT_CREDIT_LIMIT_MINUTES",
+    "LockedAccounts",
+    "Parties",
+    "Party",
     "StatementLine",
     "account_for_member",
     "account_for_organization",
@@ -79,9 +69,9 @@ __all__ = [
     "get_balance",
     "get_transaction",
     "list_organizations",
-    "lock_member_accounts",
     "post_transaction",
     "post_transfer",
+    "resolve_parties",
     "reversal_of",
     "reverse_transaction",
     "statement",
@@ -90,63 +80,15 @@ __all__ = [
 DEFAULT_CREDIT_LIMIT_MINUTES = -600
 MAX_STATEMENT_PAGE = 200
 
-# The posting's writes as Core statements, built once (see ``_write``).
-_INSERT_TRANSACTION = insert(Transaction.__table__)
-_INSERT_ENTRIES = insert(Entry.__table__).returning(
-    Entry.__table__.c.id, sort_by_parameter_order=True
-)
-_SET_BALANCE = (
-    update(Account.__table__)
-    .where(Account.__table__.c.id == bindparam("b_id"))
-    .values(balance_minutes=bindparam("b_balance"))
-)
-
-
-@lru_cache(maxsize=8)
-def _posting_in_one_statement(legs: int) -> Insert:
-    """PostgreSQL: the three writes of a posting with ``legs`` entries as one statement.
-
-    The transaction and the balances are written by data-modifying CTEs, the entries by the
-    main insert (their foreign key to the transaction is checked at the statement's end). Each
-    round trip saved is one fewer while the accounts' locks are held. Parameters: ``t_<column>``
-    for the transaction, and per leg ``a<i>`` (account), ``m<i>`` (minutes), ``b<i>`` (balance
-    after); returns (entry id, account id) rows.
-    """
-    transactions, entries = Transaction.__table__, Entry.__table__
-    accounts = Account.__table__
-    transaction = insert(transactions).values(
-        {c.key: bindparam(f"t_{c.key}", type_=c.type) for c in transactions.c}
-    )
-    # CASE rather than a VALUES list: SQLAlchemy caches the compiled form of this one.
-    balances = (
-        update(accounts)
-        .where(accounts.c.id.in_([bindparam(f"a{i}", type_=String()) for i in range(legs)]))
-        .values(
-            balance_minutes=case(
-                *((accounts.c.id == bindparam(f"a{i}"), bindparam(f"b{i}")) for i in range(legs))
-            )
-        )
-    )
-    # INSERT ... SELECT rather than a multi-row VALUES, for the same reason.
-    legs_rows = union_all(
-        *(
-            select(
-                bindparam("t_id", type_=String()),
-                bindparam(f"a{i}"),
-                bindparam(f"m{i}", type_=Integer()),
-                bindparam(f"b{i}"),
-                bindparam("t_created_at"),
-            )
-            for i in range(legs)
-        )
-    )
-    columns = ("transaction_id", "account_id", "amount_minutes", "balance_after_minutes")
-    return (
-        insert(entries)
-        .from_select([*columns, "created_at"], legs_rows)
-        .returning(entries.c.id, entries.c.account_id)
-        .add_cte(transaction.cte("new_transaction"), balances.cte("new_balances"))
-    )
+# What a desk and help move between: (the payer's account kind, the payee's), and the refusal.
+# The other kinds move minutes between any accounts.
+_KIND_PARTIES = {
+    "desk": (("member", "organization"), "A desk is paid by a member to an organization."),
+    "help": (
+        ("member", "member"),
+        "Help is paid by the member who was helped to the one who helped.",
+    ),
+}
 
 
 # -- accounts -----------------------------------------------------------------------------------
@@ -161,11 +103,9 @@ def default_credit_limit() -> int | None:
 
 
 def _insert_if_missing(**values: Any) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: two requests creating one account both succeed."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    """Create the account unless it exists: two requests creating one account both succeed."""
     values = {"id": new_id(), "balance_minutes": 0, "created_at": utcnow(), **values}
-    db.session.execute(insert(Account).values(**values).on_conflict_do_nothing())
+    fastpath.insert_account_if_missing(db.session, values)
 
 
 def _account_where(*criteria: Any) -> Account | None:
@@ -264,6 +204,121 @@ def list_organizations() -> list[Organization]:
     )
 
 
+# -- parties ------------------------------------------------------------------------------------
+
+
+class Party(NamedTuple):
+    """Who pays or is paid, as a client names them: which id, and its value."""
+
+    field: Literal["member_id", "organization_id", "account_id"]
+    id: str
+
+
+class LockedAccounts:
+    """Accounts read under their locks, for the next posting in the same database transaction.
+
+    A posting given them (``locked=``) neither locks nor reads them again. They are good only in
+    the transaction that took the locks (after it, another may have moved the balances: the
+    posting then reads them again), and each serves one posting (a posting's SAVEPOINT rolled
+    back would leave its balance on the object, not in the row).
+    """
+
+    def __init__(self, session: Session, rows: Iterable[tuple[Account, str | None]]) -> None:
+        self._transaction: SessionTransaction | None = session.get_transaction()
+        self._unused: dict[str, Account] = {}
+        self._named: dict[tuple[str, str], tuple[Account, str | None]] = {}
+        for account, member_status in rows:
+            self._unused[account.id] = account
+            read = (account, member_status)
+            self._named["account_id", account.id] = read
+            if account.member_id is not None:
+                self._named["member_id", account.member_id] = read
+            elif account.organization_id is not None:
+                self._named["organization_id", account.organization_id] = read
+
+    def find(self, party: Party) -> tuple[Account, str | None] | None:
+        """The account this party names, with its member's status, if it was read."""
+        return self._named.get(party)
+
+    def take(self, session: Session, account_ids: Iterable[str]) -> dict[str, Account]:
+        """Those of these accounts still good for a posting in ``session``; each given once."""
+        if session.get_transaction() is not self._transaction:
+            self._unused.clear()
+        return {a: self._unused.pop(a) for a in account_ids if a in self._unused}
+
+
+@dataclass(frozen=True)
+class Parties:
+    """A transfer's payer and payee, checked, and their accounts locked."""
+
+    payer: Account
+    payee: Account
+    locked: LockedAccounts
+
+
+def _ensure_active(side: str, member_id: str, status: str | None = None) -> None:
+    if status is None:
+        member = db.session.get(Member, member_id)
+        status = member.status if member is not None else None
+    if status != "active":
+        raise InvalidParty((side, "member_id"), f"There is no active member {member_id}.")
+
+
+def _party_account(side: str, party: Party, locked: LockedAccounts) -> Account:
+    found = locked.find(party)
+    account, status = found if found is not None else (None, None)
+    field, named = party
+    if field == "member_id":
+        _ensure_active(side, named, status)
+        # Without an account this is the member's first posting: it is created.
+        return account if account is not None else account_for_member(named)
+    if field == "organization_id":
+        if account is not None:
+            return account
+        try:
+            return account_for_organization(named)
+        except AccountNotFound as exc:
+            raise InvalidParty((side, field), str(exc)) from None
+    if account is None:
+        raise InvalidParty((side, field), str(AccountNotFound(named)))
+    if account.kind == "clearing":
+        # Clearing accounts mirror the partner platforms: only the sync engine posts to them.
+        raise InvalidParty((side, field), "Clearing accounts cannot be used here.")
+    if account.member_id is not None:
+        _ensure_active(side, account.member_id, status)
+    return account
+
+
+def resolve_parties(payer: Party, payee: Party) -> Parties:
+    """The accounts a client names as a transfer's payer and payee, checked and locked.
+
+    Raises ``InvalidParty`` (naming the side and the field) for a member who is gone or not
+    active, an unknown organization or account, a clearing account, and one account on both
+    sides. Existing accounts are locked and read in one statement, in id order, as a posting
+    would lock them; a member's or an organization's first posting creates their account.
+    """
+    named = {"payer": payer, "payee": payee}
+    ids: dict[str, list[str]] = {"member_id": [], "organization_id": [], "account_id": []}
+    for field, value in sorted({payer, payee}):
+        if field not in ids:
+            raise ValueError(f"a party names a member_id, organization_id or account_id: {field}")
+        ids[field].append(value)
+    session = db.session
+    rows = fastpath.lock_named_accounts(
+        session, ids["member_id"], ids["organization_id"], ids["account_id"]
+    )
+    locked = LockedAccounts(session, rows)
+    # Sides resolved in one global order: two postings creating the same two accounts in
+    # opposite orders would wait on each other's inserts.
+    accounts = {
+        side: _party_account(side, named[side], locked)
+        for side in sorted(named, key=named.__getitem__)
+    }
+    if accounts["payer"].id == accounts["payee"].id:
+        raise InvalidParty(("payee",), "The payer and the payee must be different accounts.")
+    return Parties(accounts["payer"], accounts["payee"], locked)
+
+
 # -- postings -----------------------------------------------------------------------------------
 
 
@@ -286,94 +341,30 @@ def _validate_entries(entries: Sequence[tuple[str, int]]) -> list[tuple[str, int
     return checked
 
 
-# Accounts locked and read by ``lock_member_accounts`` and not yet used by a posting: id -> the
-# account. Used once: a posting's balances could be undone by a rolled-back SAVEPOINT.
-_LOCKED_KEY = "gateway.ledger.locked"
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction: its locks are gone
-        session.info.pop(_LOCKED_KEY, None)
-
-
-def _take_write_lock_sqlite(*criteria: Any) -> None:
-    """SQLite ignores FOR UPDATE; a write is what takes its one write lock.
-
-    Taken before reading, it makes the balances read next current until the caller commits.
-    The write also makes pysqlite open a real transaction, so a later SAVEPOINT nests in it (one
-    opened outside a transaction would COMMIT when released).
-    """
-    db.session.execute(
-        update(Account)
-        .where(*criteria)
-        .values(balance_minutes=Account.balance_minutes)
-        .execution_options(synchronize_session=False)
-    )
-
-
-@lru_cache(maxsize=8)
-def _lock_members_statement(members: int) -> Select[tuple[Account, str]]:
-    """``lock_member_accounts``'s read for that many members, built once: one bound parameter
-    ``m<i>`` each, so no SQL is rendered again per call (as a list in IN would be)."""
-    return (
-        select(Account, Member.status)
-        .join(Member, Member.id == Account.member_id)
-        .where(Account.member_id.in_([bindparam(f"m{i}") for i in range(members)]))
-        .order_by(Account.id)
-        .with_for_update(of=Account)
-        .execution_options(populate_existing=True)
-    )
-
-
-def lock_member_accounts(member_ids: Iterable[str]) -> dict[str, tuple[Account, bool]]:
-    """Lock the accounts of these members and read them, with whether each member is active.
-
-    One statement on PostgreSQL (two on SQLite) where resolving a posting's parties and then
-    posting would take two reads. Members without an account yet are left out (their first
-    posting creates it). The accounts stay locked until the caller's transaction ends; the next
-    posting touching them uses these reads.
-    """
-    ids = sorted(set(member_ids))
-    if not ids:
-        return {}
+def _lock_accounts(account_ids: Iterable[str], locked: LockedAccounts | None) -> dict[str, Account]:
+    """The accounts, locked and read (those in ``locked`` as they were read)."""
     session = db.session
-    if session.get_bind().dialect.name == "sqlite":
-        _take_write_lock_sqlite(Account.member_id.in_(ids))
-    rows = session.execute(
-        _lock_members_statement(len(ids)), {f"m{i}": member for i, member in enumerate(ids)}
-    ).all()
-    locked = session.info.setdefault(_LOCKED_KEY, {})
-    found = {}
-    for account, status in rows:
-        locked[account.id] = account
-        found[account.member_id] = (account, status == "active")
-    return found
-
-
-def _lock_accounts(account_ids: Iterable[str]) -> dict[str, Account]:
-    """Lock the accounts (sorted ids: a consistent order) and read their current rows."""
-    session = db.session
-    locked: dict[str, Account] = session.info.get(_LOCKED_KEY, {})
     wanted = set(account_ids)
-    accounts = {a: locked.pop(a) for a in wanted if a in locked}
+    accounts = locked.take(session, wanted) if locked is not None else {}
     ids = sorted(wanted - accounts.keys())
     if not ids:
         return accounts
-    if session.get_bind().dialect.name == "sqlite":
-        _take_write_lock_sqlite(Account.id.in_(ids))
-    rows = session.scalars(
-        select(Account)
-        .where(Account.id.in_(ids))
-        .order_by(Account.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    accounts |= {account.id: account for account in rows}
+    accounts |= {account.id: account for account in fastpath.lock_accounts(session, ids)}
     for account_id in ids:
         if account_id not in accounts:
             raise AccountNotFound(account_id)
     return accounts
+
+
+def _check_kind(kind: str, accounts: dict[str, Account], entries: list[tuple[str, int]]) -> None:
+    rule = _KIND_PARTIES.get(kind)
+    if rule is None:
+        return
+    (payer_kind, payee_kind), refusal = rule
+    payers = [accounts[account_id].kind for account_id, amount in entries if amount < 0]
+    payees = [accounts[account_id].kind for account_id, amount in entries if amount > 0]
+    if (payers, payees) != ([payer_kind], [payee_kind]):
+        raise InvalidParty(("kind",), refusal)
 
 
 def _check_limits(accounts: dict[str, Account], entries: list[tuple[str, int]]) -> None:
@@ -396,6 +387,7 @@ def _post(
     created_by_client_id: str | None,
     metadata: dict[str, Any] | None,
     reversal_of: str | None = None,
+    locked: LockedAccounts | None = None,
 ) -> Transaction:
     if kind not in TRANSACTION_KINDS:
         raise ValueError(
@@ -409,7 +401,8 @@ def _post(
             raise ValueError("external must be (platform_id, remote_id), both non-empty")
     checked = _validate_entries(entries)
     session = db.session
-    accounts = _lock_accounts(account_id for account_id, _ in checked)
+    accounts = _lock_accounts((account_id for account_id, _ in checked), locked)
+    _check_kind(kind, accounts, checked)
     # Checked under the locks: a concurrent import or reversal of the same thing touches the same
     # accounts, so it has committed by now (and is seen) or waits for us.
     if external is not None:
@@ -437,13 +430,17 @@ def _post(
         "created_by_client_id": created_by_client_id,
         "meta": dict(metadata or {}),
     }
+    legs = [
+        fastpath.Leg(account_id, amount, accounts[account_id].balance_minutes + amount)
+        for account_id, amount in checked
+    ]
     if external is None and reversal_of is None:
         # Nothing here can be refused by a constraint: every check ran under the locks. Without
         # a SAVEPOINT the posting takes two round trips fewer while it holds them.
-        return _write(values, accounts, checked)
+        return fastpath.write(session, values, legs, accounts)
     try:
         with session.begin_nested():
-            return _write(values, accounts, checked)
+            return fastpath.write(session, values, legs, accounts)
     except IntegrityError:
         # The unique constraints decide races the checks above could not see (another session
         # inserted the same external id or reversal without touching these accounts' locks).
@@ -456,54 +453,6 @@ def _post(
         raise
 
 
-def _write(
-    values: dict[str, Any], accounts: dict[str, Account], entries: list[tuple[str, int]]
-) -> Transaction:
-    """Insert the transaction and its entries and move the cached balances (locks held).
-
-    Bulk statements rather than the unit of work, which cost more than the SQL on this path.
-    The objects returned are then put in the session as loaded rows (no further SQL), with
-    ``entries`` loaded, exactly as a flush followed by a query would leave them.
-    """
-    session = db.session
-    balances = {a: accounts[a].balance_minutes + amount for a, amount in entries}
-    rows = [
-        {
-            "transaction_id": values["id"],
-            "account_id": account_id,
-            "amount_minutes": amount,
-            "balance_after_minutes": balances[account_id],
-            "created_at": values["created_at"],
-        }
-        for account_id, amount in entries
-    ]
-    columns = {**values, "metadata": values["meta"]}  # the column behind ``meta``
-    del columns["meta"]
-    if session.get_bind().dialect.name == "postgresql":
-        params = {f"t_{name}": value for name, value in columns.items()}
-        for i, row in enumerate(rows):
-            params |= {
-                f"a{i}": row["account_id"],
-                f"m{i}": row["amount_minutes"],
-                f"b{i}": row["balance_after_minutes"],
-            }
-        statement = _posting_in_one_statement(len(rows))
-        written = {account: entry for entry, account in session.execute(statement, params)}
-        ids = [written[row["account_id"]] for row in rows]
-    else:
-        session.execute(_INSERT_TRANSACTION, columns)
-        ids = session.scalars(_INSERT_ENTRIES, rows).all()
-        session.execute(_SET_BALANCE, [{"b_id": a, "b_balance": b} for a, b in balances.items()])
-    for account_id, balance in balances.items():
-        set_committed_value(accounts[account_id], "balance_minutes", balance)
-    txn = Transaction(**values)
-    # As loaded, not assigned: assigning fired the backref and history events of every entry.
-    loaded = [Entry(id=entry_id, **row) for entry_id, row in zip(ids, rows, strict=True)]
-    set_committed_value(txn, "entries", loaded)
-    add_as_loaded(session, *loaded, txn)
-    return txn
-
-
 def post_transaction(
     entries: Sequence[tuple[str, int]],
     *,
@@ -514,12 +463,15 @@ def post_transaction(
     external: tuple[str, str] | None = None,
     created_by_client_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    locked: LockedAccounts | None = None,
 ) -> Transaction:
     """Post balanced ``(account_id, minutes)`` entries as one transaction; flushed, not committed.
 
-    Raises ``UnbalancedTransaction``, ``AccountNotFound``, ``CreditLimitExceeded`` or (for an
-    ``external=(platform_id, remote_id)`` seen before) ``DuplicateExternal``. Sends
-    ``transaction_posted`` inside the open transaction.
+    Raises ``UnbalancedTransaction``, ``AccountNotFound``, ``InvalidParty`` (a desk not paid by a
+    member to an organization, help not between members), ``CreditLimitExceeded`` or (for an
+    ``external=(platform_id, remote_id)`` seen before) ``DuplicateExternal``. ``locked``: accounts
+    locked in this transaction (``resolve_parties``), not read again. Sends ``transaction_posted``
+    inside the open transaction.
     """
     if kind == "reversal":
         raise ValueError("reversals are posted by reverse_transaction()")
@@ -532,6 +484,7 @@ def post_transaction(
         external=external,
         created_by_client_id=created_by_client_id,
         metadata=metadata,
+        locked=locked,
     )
     transaction_posted.send(None, transaction=txn)
     return txn
@@ -549,6 +502,7 @@ def post_transfer(
     external: tuple[str, str] | None = None,
     created_by_client_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    locked: LockedAccounts | None = None,
 ) -> Transaction:
     """Move ``minutes`` (> 0) from payer to payee: ``post_transaction`` with two entries."""
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
@@ -564,6 +518,7 @@ def post_transfer(
         external=external,
         created_by_client_id=created_by_client_id,
         metadata=metadata,
+        locked=locked,
     )
 
 

@@ -1,14 +1,27 @@
-"""Creating members and changing what identifies them: the one place both the signup page
-and the operators' CLI go through."""
+"""Creating members, changing what identifies them and erasing them: the one place the
+members' pages and the operators' CLI go through."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 
 from gateway.auth.grants import end_member_grants
 from gateway.db import db, utcnow
+from gateway.federation import consent
+from gateway.federation.models import Consent, Platform, PlatformLink
 from gateway.members.models import Member
 from gateway.members.passwords import hash_password, password_problem
+from gateway.sync.outbox import record_effect
+from schemas.members import SKILLS
+
+# What the profile page may change, and which of it a timebank receives (SHARED_FIELDS).
+PROFILE_FIELDS = ("display_name", "locale", "skills", "municipio")
+# The domain no address can be delivered to (RFC 2606): an erased member's address is made
+# from their id under it, unique as the column requires and nobody's mailbox.
+ERASED_DOMAIN = "erased.invalid"
 
 
 class MemberError(ValueError):
@@ -90,3 +103,116 @@ def mark_verified(member: Member) -> None:
     """The member proved they read mail at their address (not committed)."""
     if member.email_verified_at is None:
         member.email_verified_at = utcnow()
+
+
+def update_profile(member: Member, changes: dict[str, Any]) -> list[str]:
+    """Change the member's profile (not committed); returns the fields that changed.
+
+    Each timebank the member is linked to, and consented to share a changed field with,
+    receives the change through the outbox (``update_member``); only what the consent names
+    goes, as at registration.
+    """
+    changed = []
+    for name in PROFILE_FIELDS:
+        if name not in changes:
+            continue
+        value = _normal(name, changes[name])
+        old = getattr(member, name)
+        if (set(value) != set(old or ())) if name == "skills" else value != old:
+            setattr(member, name, value)
+            changed.append(name)
+    if changed:
+        _send_profile(member, changed)
+    return changed
+
+
+def _normal(name: str, value: Any) -> Any:
+    if name == "display_name":
+        return str(value).strip()
+    if name == "skills":
+        return [skill for skill in SKILLS if skill in set(value or ())]  # the form's order
+    return value
+
+
+def _send_profile(member: Member, changed: Iterable[str]) -> None:
+    rows = db.session.execute(
+        select(PlatformLink, Consent)
+        .join(
+            Consent,
+            (Consent.member_id == PlatformLink.member_id)
+            & (Consent.platform_id == PlatformLink.platform_id),
+        )
+        .where(
+            PlatformLink.member_id == member.id,
+            # A registration still on its way reads the member when it is sent: it carries
+            # the change already. A link being erased gets nothing more.
+            PlatformLink.state == "active",
+            PlatformLink.remote_member_id.is_not(None),
+            Consent.withdrawn_at.is_(None),
+        )
+    ).all()
+    for link, given in rows:
+        shared = set(given.fields or ())
+        if not shared & set(changed):
+            continue
+        record_effect(
+            platform_id=link.platform_id,
+            kind="update_member",
+            member_id=member.id,
+            payload={"fields": [f for f in consent.OPTIONAL_FIELDS if f in shared]},
+        )
+
+
+def erased_address(member_id: str) -> str:
+    """The address an erased member's row keeps: unique, undeliverable, about nobody."""
+    return f"erased+{member_id}@{ERASED_DOMAIN}"
+
+
+def erased_name(member_id: str) -> str:
+    """The name an erased member's row keeps (pages show "former member" instead)."""
+    return f"erased-{member_id[:8]}"
+
+
+def erase_member(member: Member) -> list[Platform]:
+    """Erase the member (not committed); returns the timebanks the erasure goes to.
+
+    The row stays, under a pseudonym: the ledger's accounts refer to it and the ledger is
+    append-only, so postings keep their member id but no longer name anyone. Every timebank
+    the member joined gets an ``erase_member`` row (one they linked themselves: the link is
+    revoked, the account stays theirs), consents are withdrawn (their records are kept, as
+    proof of what was agreed), and every login, token and consent to an app ends.
+    """
+    if member.status == "erased":
+        raise MemberError("member", "data.erase.already")
+    platforms = db.session.scalars(
+        select(Platform)
+        .where(
+            Platform.id.in_(
+                select(PlatformLink.platform_id).where(PlatformLink.member_id == member.id)
+            )
+            | Platform.id.in_(
+                select(Consent.platform_id).where(
+                    Consent.member_id == member.id, Consent.withdrawn_at.is_(None)
+                )
+            )
+        )
+        .order_by(Platform.name)
+    ).all()
+    reached = []
+    for platform in platforms:
+        link = consent.link_for(member, platform)
+        if link is not None and link.state not in ("erasing", "erased"):
+            reached.append(platform)
+        consent.withdraw(member, platform)
+    end_member_grants(member.id, forget_consents=True)
+    member.status = "erased"
+    member.email = erased_address(member.id)
+    member.display_name = erased_name(member.id)
+    member.password_hash = None
+    member.skills = []
+    member.municipio = None
+    member.locale = "it"
+    member.is_admin = False
+    member.email_verified_at = None
+    db.session.flush()
+    return reached

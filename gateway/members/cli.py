@@ -1,4 +1,4 @@
-"""`gateway members ...`: create, list, disable and enable members (operators' tooling)."""
+"""`gateway members ...`: create, list, disable, enable and erase members (operators' tooling)."""
 
 from __future__ import annotations
 
@@ -111,3 +111,29 @@ def members_enable(app: Flask, who: str, reason: str) -> None:
     _audit("enable_member", member, reason)
     db.session.commit()
     click.echo(f"Enabled {member.id}.")
+
+
+@members_group.command("erase")
+@click.argument("who")
+@click.option(
+    "--reason", required=True, help="Why (e.g. the member's request); kept in the audit log."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_app(needs_redis=False)
+def members_erase(app: Flask, who: str, reason: str, yes: bool) -> None:
+    """Erase a member (email or id), as their own "delete my account" does: it cannot be undone.
+
+    Their profile is pseudonymised, every timebank they joined erases them, every login and
+    token ends; their ledger entries stay, no longer naming them. Without Redis the erasures
+    wait in the outbox for the scheduler's sweep.
+    """
+    member = _find(who)
+    if member.status == "erased":
+        fail("the member was erased already.")
+    if not yes:
+        click.confirm(f"Erase {member.email} ({member.id})? This cannot be undone", abort=True)
+    platforms = accounts.erase_member(member)
+    _audit("erase_member", member, reason)
+    db.session.commit()
+    reached = ", ".join(p.name for p in platforms) or "none"
+    click.echo(f"Erased {member.id}; timebanks told to erase them: {reached}.")

@@ -6,10 +6,12 @@ project's website, the demo site, a third-party app. The gateway remembers that 
 the browser session (its id, nothing more). When it is a first-party site, the header shows
 its name and links back to its home page: the first post-logout redirect URI it registered
 (the page the site chose for members who leave it), else the root of its first redirect URI.
-Otherwise the header stays the project's own (a third-party app's name at the top of the
-gateway's consent page would pass the app off as the project) and links to the project's
-website, ``GATEWAY_SITE_URL``, or without one to the gateway's home page. A flow that a
-third-party app started still ends with a button back to that app (``way_back``).
+A logged-in member whose browser came from no site (a mail's link opened in another
+browser) is led back to the first-party site they last used. Otherwise the header stays the
+project's own (a third-party app's name at the top of the gateway's consent page would pass
+the app off as the project) and links to the project's website, ``GATEWAY_SITE_URL``, or
+without one to the gateway's home page. A flow that a third-party app started still ends
+with a button back to that app (``way_back``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from flask import current_app, g, session
 from sqlalchemy import select
 
 from gateway.auth.kinds import FIRST_PARTY
-from gateway.auth.models import OAuthClient
+from gateway.auth.models import OAuthClient, OAuthToken
+from gateway.auth.session import current_session_member
 from gateway.db import db
 from gateway.i18n import gettext
 from gateway.security_headers import allow_form_action, origin
@@ -65,22 +68,45 @@ def _home_of(client: OAuthClient) -> str | None:
     return None
 
 
+def _first_party_site(client: OAuthClient | None) -> Site | None:
+    home = _home_of(client) if client is not None and client.kind == FIRST_PARTY else None
+    return Site(client.name, home, True) if client is not None and home else None
+
+
+def last_site_of(member_id: str) -> Site | None:
+    """The first-party site that most recently got tokens for the member, if any: where a
+    member who reached the gateway without going through a site (a mail's link opened in
+    another browser) most likely came from."""
+    clients = db.session.scalars(
+        select(OAuthClient)
+        .join(OAuthToken, OAuthToken.client_id == OAuthClient.client_id)
+        .where(
+            OAuthToken.member_id == member_id,
+            OAuthClient.kind == FIRST_PARTY,
+            OAuthClient.revoked_at.is_(None),
+        )
+        .order_by(OAuthToken.issued_at.desc())
+        .limit(20)
+    )
+    return next((site for site in map(_first_party_site, clients) if site), None)
+
+
 def current_site() -> Site:
-    """The site this browser came from (see the module's docstring).
+    """The site this browser came from (see the module's docstring), else the first-party
+    site the logged-in member last used.
 
     A page that links to an external site may also send the member there from its header's
     logout form, so the page's ``form-action`` allows that site.
     """
     if "site" in g:
         return g.site
-    client = _client(session.get(SESSION_KEY))
-    home = _home_of(client) if client is not None and client.kind == FIRST_PARTY else None
-    if client is not None and home:
-        site = Site(client.name, home, True)
-    elif current_app.config.get("GATEWAY_SITE_URL"):
-        site = Site(gettext("common.site_name"), current_app.config["GATEWAY_SITE_URL"], True)
-    else:
-        site = Site(gettext("common.site_name"), "/", False)
+    site = _first_party_site(_client(session.get(SESSION_KEY)))
+    if site is None:
+        member = current_session_member()
+        site = last_site_of(member.id) if member is not None else None
+    if site is None:
+        website = current_app.config.get("GATEWAY_SITE_URL")
+        site = Site(gettext("common.site_name"), website or "/", bool(website))
     if site.external:
         allow_form_action(site.url)
     g.site = site

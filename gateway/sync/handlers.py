@@ -81,7 +81,8 @@ class Links:
 
 def member_data(member: Member, fields: list[str] | None) -> MemberData:
     """The member as the platform sees it: only the fields consented to beyond the required."""
-    shared = set(fields or ("locale", "skills"))
+    # None (a row written before fields were named) shares both; an empty list shares neither.
+    shared = set(("locale", "skills") if fields is None else fields)
     return MemberData(
         external_id=member.id,
         email=member.email,

@@ -132,7 +132,11 @@ class ReconciliationDifference(Base):
 
 
 class RemoteBalance(Base):
-    """Remote balances read during a run, staged so the comparison is one set-based query."""
+    """Remote balances read during a run, staged so the comparison is one set-based query.
+
+    The newest run's rows of each platform are kept: they are what members' hours pages show
+    beside the ledger's balance.
+    """
 
     __tablename__ = "reconciliation_remote_balances"
 

@@ -168,6 +168,22 @@ def stage_remote_balances(
     progress("wallets", run.wallets_checked)
 
 
+def _keep_only_this_reading(run: ReconciliationRun) -> None:
+    """Drop what earlier runs read of the wallets this run read.
+
+    Members' hours pages show each wallet's newest reading; a wallet this run could not read
+    keeps its last one (until ``prune_runs`` removes that run).
+    """
+    table = RemoteBalance.__table__
+    earlier = select(ReconciliationRun.id).where(
+        ReconciliationRun.platform_id == run.platform_id, ReconciliationRun.id != run.id
+    )
+    read_now = select(table.c.remote_wallet_id).where(table.c.run_id == run.id)
+    db.session.execute(
+        table.delete().where(table.c.run_id.in_(earlier), table.c.remote_wallet_id.in_(read_now))
+    )
+
+
 def reconcile_platform(
     platform_id: str, *, trigger: str = "schedule", progress: Progress = _no_progress
 ) -> ReconciliationRun:
@@ -184,7 +200,7 @@ def reconcile_platform(
         resend_failed(run, platform)
         stage_remote_balances(run, platform, connector, progress)
         run.differences = balances.record_differences(run.id, platform.id)
-        db.session.execute(RemoteBalance.__table__.delete().where(RemoteBalance.run_id == run.id))
+        _keep_only_this_reading(run)
         run.state = "succeeded"
     except ConnectorError as exc:
         db.session.rollback()

@@ -67,10 +67,10 @@ def test_demo_site_command_needs_its_secret(tmp_path):
 @pytest.mark.parametrize(
     ("minutes", "lang", "said"),
     [
-        (270, "it", "Saldo ore: 4\u00a0h 30\u00a0min a tuo favore."),
-        (270, "en", "Hour balance: 4\u00a0h 30\u00a0min in your favour."),
-        (-240, "it", "Saldo ore: 4\u00a0h da restituire."),
-        (-240, "en", "Hour balance: 4\u00a0h to give back."),
+        (270, "it", "Saldo ore: 4 h 30 min a tuo favore."),
+        (270, "en", "Hour balance: 4 h 30 min in your favour."),
+        (-240, "it", "Saldo ore: 4 h da restituire."),
+        (-240, "en", "Hour balance: 4 h to give back."),
         (0, "it", "Saldo ore: sei in pari."),
         (0, "en", "Hour balance: you are even."),
     ],
@@ -123,7 +123,7 @@ def test_the_balance_is_read_afresh_and_the_token_refreshed(make_app, unused_por
             old = session["token"]["access_token"]
             session["token"] = {**session["token"], "expires_at": 1}  # long expired
         page = demo.get("/").get_data(as_text=True)
-        assert "Saldo ore: 2\u00a0h 30\u00a0min a tuo favore." in page
+        assert "Saldo ore: 2 h 30 min a tuo favore." in page
         with demo.session_transaction() as session:
             assert session["token"]["access_token"] != old
             assert session["token"]["expires_at"] > 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -15,11 +16,13 @@ from gateway.ledger.errors import (
     CreditLimitExceeded,
     DuplicateExternal,
     InvalidCursor,
+    InvalidParty,
     TransactionNotFound,
     UnbalancedTransaction,
 )
 from gateway.ledger.events import transaction_posted, transaction_reversed
-from gateway.ledger.models import Account, Entry, Transaction
+from gateway.ledger.models import Account, Entry, Organization, Transaction
+from gateway.ledger.services import Party
 from gateway.members.models import Member
 from tests.factories import create_member
 from tests.ledger.conftest import cached_balance, entries_sum
@@ -208,16 +211,10 @@ def _member_of(account_id: str) -> str:
     return db.session.get(Account, account_id).member_id
 
 
-def test_locked_member_accounts_are_not_read_again_by_the_next_posting(db_session, accounts):
-    anna, bruno = _member_of(accounts.anna), _member_of(accounts.bruno)
-    db_session.commit()
-    locked = ledger.lock_member_accounts([bruno, anna, "no-such-member"])
-    assert {m: (a.id, active) for m, (a, active) in locked.items()} == {
-        anna: (accounts.anna, True),
-        bruno: (accounts.bruno, True),
-    }
+@contextmanager
+def _account_reads(engine):
+    """A list that fills with the SELECTs on ledger_accounts sent inside the block."""
     reads: list[str] = []
-    engine = db_session.get_bind()
 
     def record(_conn, _cursor, statement, *_args):
         if statement.lstrip().upper().startswith("SELECT") and "ledger_accounts" in statement:
@@ -225,21 +222,50 @@ def test_locked_member_accounts_are_not_read_again_by_the_next_posting(db_sessio
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        _anna_pays_bruno(accounts, 30, "first")
-        assert reads == []
-        # The reads are used once: the next posting reads the accounts again (under the locks).
-        _anna_pays_bruno(accounts, 20, "second")
-        assert len(reads) == 1
+        yield reads
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def test_resolved_parties_are_not_read_again_by_the_next_posting(db_session, accounts):
+    anna, bruno = _member_of(accounts.anna), _member_of(accounts.bruno)
+    db_session.commit()
+    parties = ledger.resolve_parties(Party("member_id", anna), Party("member_id", bruno))
+    assert (parties.payer.id, parties.payee.id) == (accounts.anna, accounts.bruno)
+    with _account_reads(db_session.get_bind()) as reads:
+        _anna_pays_bruno(accounts, 30, "first", locked=parties.locked)
+        assert reads == []
+        # The reads are used once: the next posting reads the accounts again (under the locks).
+        _anna_pays_bruno(accounts, 20, "second", locked=parties.locked)
+        assert len(reads) == 1
     db_session.commit()
     assert (cached_balance(accounts.anna), cached_balance(accounts.bruno)) == (-50, 50)
+
+
+def test_parties_are_locked_and_read_in_one_statement(db_session, accounts):
+    anna = _member_of(accounts.anna)
+    coop = db_session.get(Account, accounts.coop).organization_id
+    db_session.commit()
+    with _account_reads(db_session.get_bind()) as reads:
+        parties = ledger.resolve_parties(Party("member_id", anna), Party("organization_id", coop))
+        assert len(reads) == 1
+        ledger.post_transfer(
+            payer_account_id=parties.payer.id,
+            payee_account_id=parties.payee.id,
+            minutes=30,
+            description="desk",
+            kind="desk",
+            locked=parties.locked,
+        )
+        assert len(reads) == 1  # the posting read neither account again
+    db_session.commit()
+    assert (cached_balance(accounts.anna), cached_balance(accounts.coop)) == (-30, 30)
 
 
 def test_locked_reads_do_not_outlive_their_transaction(db_session, accounts):
     anna = _member_of(accounts.anna)
     db_session.commit()
-    ledger.lock_member_accounts([anna])
+    parties = ledger.resolve_parties(Party("member_id", anna), Party("account_id", accounts.bruno))
     db_session.commit()  # the locks are gone (and the session keeps its objects unexpired)
     # Another session moves the balance meanwhile; a stale read would let the limit be crossed.
     with db_session.get_bind().begin() as other:
@@ -249,16 +275,106 @@ def test_locked_reads_do_not_outlive_their_transaction(db_session, accounts):
             .values(balance_minutes=-590)
         )
     with pytest.raises(CreditLimitExceeded):
-        _anna_pays_bruno(accounts, 11)
+        _anna_pays_bruno(accounts, 11, locked=parties.locked)
     db_session.rollback()
 
 
-def test_an_inactive_member_is_reported_as_such(db_session, accounts):
+def test_an_inactive_member_is_refused_as_a_party(db_session, accounts):
     anna = _member_of(accounts.anna)
     db_session.get(Member, anna).status = "disabled"
     db_session.commit()
-    assert ledger.lock_member_accounts([anna])[anna][1] is False
+    for named in (Party("member_id", anna), Party("account_id", accounts.anna)):
+        with pytest.raises(InvalidParty, match="no active member") as caught:
+            ledger.resolve_parties(named, Party("account_id", accounts.bruno))
+        assert caught.value.field == ("payer", "member_id")
+        db_session.rollback()
+
+
+@pytest.mark.parametrize(
+    ("payee", "field"),
+    [
+        ("unknown member", ("payee", "member_id")),
+        ("unknown organization", ("payee", "organization_id")),
+        ("unknown account", ("payee", "account_id")),
+        ("clearing", ("payee", "account_id")),
+        ("payer", ("payee",)),
+    ],
+)
+def test_parties_are_refused_with_the_field_at_fault(db_session, accounts, payee, field):
+    unknown = "00000000-0000-4000-8000-000000000000"
+    named = {
+        "unknown member": Party("member_id", unknown),
+        "unknown organization": Party("organization_id", unknown),
+        "unknown account": Party("account_id", unknown),
+        "clearing": Party("account_id", accounts.clearing),
+        "payer": Party("account_id", accounts.anna),
+    }[payee]
+    anna = _member_of(accounts.anna)
+    with pytest.raises(InvalidParty) as caught:
+        ledger.resolve_parties(Party("member_id", anna), named)
+    assert caught.value.field == field
     db_session.rollback()
+    assert _count(Account) == 4
+
+
+def test_first_postings_create_the_parties_accounts(db_session):
+    member = create_member()
+    coop = Organization(name="Nuova cooperativa")
+    db_session.add(coop)
+    db_session.commit()
+    payer, payee = Party("member_id", member.id), Party("organization_id", coop.id)
+    parties = ledger.resolve_parties(payer, payee)
+    assert (parties.payer.member_id, parties.payee.organization_id) == (member.id, coop.id)
+    ledger.post_transfer(
+        payer_account_id=parties.payer.id,
+        payee_account_id=parties.payee.id,
+        minutes=60,
+        description="first desk",
+        kind="desk",
+        locked=parties.locked,
+    )
+    db_session.commit()
+    assert cached_balance(parties.payer.id) == entries_sum(parties.payer.id) == -60
+
+
+def test_a_party_names_a_member_an_organization_or_an_account(db_session, accounts):
+    with pytest.raises(ValueError, match="member_id, organization_id or account_id"):
+        ledger.resolve_parties(Party("email", "anna@example.org"), Party("member_id", "x"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "payer", "payee", "allowed"),
+    [
+        ("desk", "anna", "coop", True),
+        ("desk", "anna", "bruno", False),  # a desk is paid to an organization
+        ("desk", "coop", "anna", False),  # by a member
+        ("help", "anna", "bruno", True),
+        ("help", "anna", "coop", False),  # help is between members
+        ("transfer", "coop", "anna", True),
+    ],
+)
+def test_desk_and_help_move_minutes_between_their_kinds_of_account(
+    db_session, accounts, kind, payer, payee, allowed
+):
+    def post():
+        return ledger.post_transfer(
+            payer_account_id=getattr(accounts, payer),
+            payee_account_id=getattr(accounts, payee),
+            minutes=10,
+            description="",
+            kind=kind,
+        )
+
+    if allowed:
+        post()
+        db_session.commit()
+        assert _count(Transaction) == 1
+        return
+    with pytest.raises(InvalidParty) as caught:
+        post()
+    assert caught.value.field == ("kind",)
+    db_session.rollback()
+    assert _count(Transaction) == 0
 
 
 def test_services_do_not_commit(db_session, accounts):

@@ -3,10 +3,7 @@ and the member's own word over a site's ``ui_locales`` hint."""
 
 from __future__ import annotations
 
-import pytest
-
 from gateway.db import db
-from gateway.i18n import format_duration
 from gateway.members.models import Member
 from tests.auth.oidc_helpers import log_in
 from tests.factories import create_member
@@ -84,27 +81,3 @@ def test_the_switch_refuses_forged_posts_unknown_languages_and_other_sites(app, 
     assert offsite.headers["Location"] == "/"
     with app.app_context():
         assert db.session.get(Member, member.id).locale == "en"  # the last, valid, choice
-
-
-@pytest.mark.parametrize(
-    ("minutes", "said"),
-    [
-        (270, "4\u00a0h 30\u00a0min"),
-        (240, "4\u00a0h"),
-        (45, "45\u00a0min"),
-        (0, "0\u00a0min"),
-        (-240, "4\u00a0h"),
-        (-61, "1\u00a0h 1\u00a0min"),
-    ],
-)
-def test_durations_read_as_hours_and_minutes(minutes, said):
-    assert format_duration(minutes) == said
-
-
-def test_switching_on_a_form_with_errors_keeps_the_way_on(client):
-    answer = client.post(
-        "/signup", data={"email": "nope", "next": "/account/apps", "csrf_token": csrf(client)}
-    )
-    assert answer.status_code == 422
-    html = answer.get_data(as_text=True)
-    assert '<input type="hidden" name="next" value="/signup?next=%2Faccount%2Fapps">' in html

@@ -221,3 +221,20 @@ def test_confirming_the_first_time_goes_on_and_says_so_on_our_pages_only(app, cl
     staying = other.get("/verify-email", query_string={"token": to_us})
     assert staying.headers["Location"] == "/account/timebanks"
     assert "Il tuo indirizzo email è confermato." in _main(other.get("/account/timebanks"))
+
+
+def test_a_browser_that_came_from_no_site_leads_to_the_site_the_member_last_used(
+    app, client, website
+):
+    from gateway.auth.tokens import issue_token
+
+    with app.app_context():
+        member = create_member(email_verified_at=utcnow())
+        issue_token(website.client_id, "openid", member_id=member.id)
+        from gateway.db import db
+
+        db.session.commit()
+    log_in(client, member)  # as a mail's link opened in another browser logs in
+    header = _header(client.get("/account"))
+    assert f'<a class="brand" href="{SITE}">' in header
+    assert client.post("/logout", data={"csrf_token": csrf(client)}).headers["Location"] == SITE
