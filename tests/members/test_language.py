@@ -81,3 +81,12 @@ def test_the_switch_refuses_forged_posts_unknown_languages_and_other_sites(app, 
     assert offsite.headers["Location"] == "/"
     with app.app_context():
         assert db.session.get(Member, member.id).locale == "en"  # the last, valid, choice
+
+
+def test_switching_on_a_form_with_errors_keeps_the_way_on(client):
+    answer = client.post(
+        "/signup", data={"email": "nope", "next": "/account/apps", "csrf_token": csrf(client)}
+    )
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    assert '<input type="hidden" name="next" value="/signup?next=%2Faccount%2Fapps">' in html
