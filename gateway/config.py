@@ -123,6 +123,16 @@ def _redis_url(environ: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _site_url(environ: Mapping[str, str]) -> str | None:
+    raw = (environ.get("GATEWAY_SITE_URL") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"GATEWAY_SITE_URL must be an http(s) URL, not {raw!r}.")
+    return raw
+
+
 def _secret_key(environ: Mapping[str, str], env: str, data_dir: Path) -> str:
     """Use SECRET_KEY, or in development a random key kept in the data directory."""
     raw = environ.get("SECRET_KEY")
@@ -191,6 +201,7 @@ def load_settings(
         "REDIS_URL": _redis_url(environ),
         "SECRET_KEY": _secret_key(environ, env, data_dir),
         "GATEWAY_BASE_URL": base_url,
+        "GATEWAY_SITE_URL": _site_url(environ),
         "LOG_LEVEL": log_level,
         "QUEUE_NAME": environ.get("GATEWAY_QUEUE", "gateway"),
         "WEB_CONCURRENCY": _int(environ, "WEB_CONCURRENCY", 2, minimum=1),

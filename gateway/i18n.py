@@ -2,8 +2,10 @@
 
 Catalogs live in ``gateway/translations/<area>.json`` as ``{"key": {"it": ..., "en": ...}}``,
 one file per area (members, admin, ...) so that areas never edit each other's strings.
-The locale is chosen from, in order: ``ui_locales`` on an authorization request (kept in
-the session), the logged-in member's preference, ``Accept-Language``, then Italian.
+The locale is chosen from, in order: the language the member picked with the header's
+switch, ``ui_locales`` on an authorization request (both kept in the session), the
+logged-in member's preference, ``Accept-Language``, then Italian. A site's ``ui_locales``
+is a hint about a person it does not know; a pick is that person's own word, so it wins.
 """
 
 from __future__ import annotations
@@ -42,12 +44,28 @@ def pick_locale(ui_locales: str | None) -> str | None:
     return None
 
 
+def chosen_locale() -> str | None:
+    """The language the member picked in this browser session, if they did."""
+    return session.get("locale") if session.get("locale_chosen") else None
+
+
 def remember_ui_locales(ui_locales: str | None) -> None:
-    """Keep a request's ``ui_locales`` choice for the pages that follow it."""
+    """Keep a request's ``ui_locales`` hint for the pages that follow it, unless the member
+    picked a language."""
     locale = pick_locale(ui_locales)
-    if locale:
+    if locale and not chosen_locale():
         session["locale"] = locale
         g.locale = locale
+
+
+def choose_locale(locale: str) -> None:
+    """The member picked ``locale``: speak it on this page and the following ones of this
+    browser session, whatever sites hint."""
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}")
+    session["locale"] = locale
+    session["locale_chosen"] = True
+    g.locale = locale
 
 
 def current_locale() -> str:
@@ -56,7 +74,7 @@ def current_locale() -> str:
         return DEFAULT_LOCALE
     if "locale" in g:
         return g.locale
-    locale = pick_locale(request.args.get("ui_locales")) or session.get("locale")
+    locale = chosen_locale() or pick_locale(request.args.get("ui_locales")) or session.get("locale")
     if locale not in LOCALES:
         from gateway.auth.session import current_session_member
 
@@ -78,6 +96,7 @@ def gettext(key: str, locale: str | None = None, **values: object) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Give templates ``_()`` and ``locale``."""
+    """Give templates ``_()``, ``current_locale()`` and ``LOCALES``."""
     app.jinja_env.globals["_"] = gettext
     app.jinja_env.globals["current_locale"] = current_locale
+    app.jinja_env.globals["LOCALES"] = LOCALES

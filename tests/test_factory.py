@@ -42,6 +42,7 @@ def test_defaults_need_nothing_set(tmp_path):
         ({"SYNC_BACKOFF_CAP_SECONDS": "0"}, "SYNC_BACKOFF_CAP_SECONDS must be at least"),
         ({"SESSION_COOKIE_SECURE": "maybe"}, "must be true or false"),
         ({"GATEWAY_BASE_URL": "ftp://x"}, r"GATEWAY_BASE_URL must be an http\(s\) URL"),
+        ({"GATEWAY_SITE_URL": "www.example.org"}, r"GATEWAY_SITE_URL must be an http\(s\) URL"),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(tmp_path, environ, message):

@@ -39,6 +39,7 @@ from gateway.db import db
 from gateway.federation.models import Consent, Platform
 from gateway.i18n import gettext, remember_ui_locales
 from gateway.members.models import Member
+from gateway.members.site import remember_site
 from gateway.problems import Problem
 
 bp = Blueprint("oidc_pages", __name__)
@@ -185,6 +186,7 @@ def authorize() -> Response:
     except OAuth2Error as error:
         return _error(error)
     client: OAuthClient = grant.client
+    remember_site(client)  # the gateway's pages link back to it from now on
     scope = grant.request.scope or ""  # the requested scope, or the client's default one
     if member is None:
         if "create" in prompts:

@@ -25,9 +25,12 @@ from gateway.members.models import Member, MemberSession
 SESSION_KEY = "sid"
 # A pending request for a fresh login (see ``ask_fresh_login``), kept across the login.
 _FRESH_KEY = "fresh_login"
+# What belongs to the browser rather than to a login: the pages' language (and whether the
+# member picked it) and the site it came from (gateway.members.site), for the way back.
+_BROWSER_KEYS = ("locale", "locale_chosen", "site")
 # What Flask's cookie keeps when a login starts or ends; the rest (the CSRF token, a link
 # in progress) starts afresh, so nothing carried over from before the login is trusted.
-_KEPT_ACROSS_LOGIN = ("locale", _FRESH_KEY)
+_KEPT_ACROSS_LOGIN = (*_BROWSER_KEYS, _FRESH_KEY)
 # last_seen_at is written at most this often: idle lifetimes are counted in minutes.
 TOUCH_SECONDS = 60
 # How long a member may take to log in again when a client asked for a fresh login.
@@ -85,12 +88,13 @@ def login_member(member: Member) -> None:
 
 
 def logout_member() -> None:
-    """End this browser's login at once (its row is deleted); commits. The locale survives."""
+    """End this browser's login at once (its row is deleted); commits. The language and the
+    site the browser came from survive."""
     row = _current_row()
     if row is not None:
         db.session.delete(row)
         db.session.commit()
-    _keep_only(("locale",))
+    _keep_only(_BROWSER_KEYS)
     g.gateway_login = None
 
 

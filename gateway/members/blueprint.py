@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from gateway.auth.session import current_session_member
 from gateway.i18n import gettext
+from gateway.members.site import current_site
 from gateway.problems import Problem
 from gateway.ratelimit import hit
 
@@ -22,10 +23,42 @@ F = TypeVar("F", bound=Callable[..., Any])
 HOME = "/account"
 
 
-@bp.app_context_processor
-def _login_context() -> dict[str, Any]:
-    """Every gateway page knows who is logged in (the base template's banner asks)."""
-    return {"session_member": current_session_member}
+# The header's links to the members' pages, in order: (endpoint or path, catalog key). The
+# hours and data pages are served by their own modules.
+NAV = (
+    ("/account", "nav.account"),
+    ("/account/timebanks", "nav.timebanks"),
+    ("/account/hours", "nav.hours"),
+    ("/account/data", "nav.data"),
+    ("/account/apps", "nav.apps"),
+)
+
+
+@bp.record_once
+def _template_globals(state: Any) -> None:
+    """Every gateway page knows who is logged in and where they came from (the header and
+    the unconfirmed-address banner of the base template ask). Globals, not a context
+    processor: templates that import macros from a layout run the base template too."""
+    state.app.jinja_env.globals.update(
+        session_member=current_session_member,
+        current_site=current_site,
+        this_page=this_page,
+        safe_next=safe_next,
+        NAV=NAV,
+    )
+
+
+def this_page() -> str | None:
+    """The page being shown, to come back to after a form of its header or banner (None when
+    it was the answer to a form whose address cannot be opened again). A form's answer is
+    its page opened afresh, still on its way to the ``next`` the form carried."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?")
+    rule = request.url_rule
+    if rule is None or "GET" not in (rule.methods or ()):
+        return None
+    next_url = safe_next(request.values.get("next"))
+    return f"{request.path}?{urlencode({'next': next_url})}" if next_url else request.path
 
 
 def safe_next(value: str | None) -> str | None:

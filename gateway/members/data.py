@@ -13,8 +13,6 @@ from typing import Any
 from flask import Response, current_app, flash, redirect, request, session, url_for
 from sqlalchemy import select
 
-from gateway.auth.kinds import FIRST_PARTY
-from gateway.auth.models import OAuthClient, OAuthToken
 from gateway.auth.session import current_login_id, current_session_member, logout_member
 from gateway.db import db
 from gateway.federation.models import Platform, PlatformLink
@@ -23,6 +21,7 @@ from gateway.members import accounts, export
 from gateway.members.blueprint import bp, limit, load_form, login_required, page
 from gateway.members.models import Member
 from gateway.members.passwords import verify_password
+from gateway.members.site import last_site_of
 from schemas.members import SKILLS, ProfileForm
 
 _ERASED_KEY = "erased"
@@ -114,21 +113,8 @@ def _joined_platforms(member: Member) -> list[tuple[str, str]]:
 
 def _website(member: Member) -> dict[str, str] | None:
     """The project's site the member last signed in to, where it asks to be returned to."""
-    rows = db.session.execute(
-        select(OAuthClient.name, OAuthClient.post_logout_redirect_uris)
-        .join(OAuthToken, OAuthToken.client_id == OAuthClient.client_id)
-        .where(
-            OAuthToken.member_id == member.id,
-            OAuthClient.kind == FIRST_PARTY,
-            OAuthClient.revoked_at.is_(None),
-        )
-        .order_by(OAuthToken.issued_at.desc())
-        .limit(20)
-    )
-    for name, uris in rows:
-        if uris:
-            return {"name": name, "url": uris[0]}
-    return None
+    site = last_site_of(member.id)
+    return {"name": site.name, "url": site.url} if site is not None else None
 
 
 @bp.route("/account/data/delete", methods=["GET", "POST"])

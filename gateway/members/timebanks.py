@@ -23,6 +23,7 @@ from gateway.federation.models import Platform
 from gateway.i18n import gettext
 from gateway.members.blueprint import bp, login_required, page, safe_next
 from gateway.members.models import Member
+from gateway.members.site import way_back
 from gateway.security_headers import allow_form_action
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ def _log_in_again(member: Member) -> Response:
 @bp.get("/account/timebanks")
 @login_required
 def timebanks() -> Response:
-    """Every enabled timebank, what it would receive, and the member's state there."""
+    """Every enabled timebank, what it would receive, and the member's state there; and the
+    way back to the site that sent the member, the page's main action when there is one."""
     member = _member()
+    next_url = safe_next(request.args.get("next"))
     platforms = db.session.scalars(
         select(Platform).where(Platform.enabled.is_(True)).order_by(Platform.name)
     ).all()
@@ -102,7 +105,8 @@ def timebanks() -> Response:
         rows=rows,
         fields=consent.SHARED_FIELDS,
         text_version=consent.CONSENT_TEXT_VERSION,
-        next=safe_next(request.args.get("next")),
+        next=next_url,
+        way=way_back(next_url),
     )
 
 

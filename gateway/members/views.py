@@ -1,17 +1,23 @@
-"""Signup, login, logout, email verification, password reset and the account page.
+"""Signup, login, logout, email verification, password reset, the language switch and the
+account page.
 
 Messages never say whether an address has an account: signup and "forgot password" answer
 the same page either way (the mail says the rest), and a failed login is one sentence for
 any reason, after a password check that costs the same with or without an account.
+
+Every flow carries ``next`` (the page that sent the member, often a site's authorization
+request) through each of its steps, mail links included, and ends with a way back to it.
 """
 
 from __future__ import annotations
 
-from flask import Response, current_app, flash, redirect, request
+from urllib.parse import urlencode
+
+from flask import Response, current_app, flash, redirect, request, url_for
 
 from gateway.auth.session import current_session_member, login_member, logout_member
 from gateway.db import db
-from gateway.i18n import gettext, remember_ui_locales
+from gateway.i18n import LOCALES, choose_locale, chosen_locale, gettext, remember_ui_locales
 from gateway.members import accounts
 from gateway.members.blueprint import (
     HOME,
@@ -25,7 +31,8 @@ from gateway.members.blueprint import (
 from gateway.members.mail import queue_member_mail
 from gateway.members.models import Member
 from gateway.members.passwords import hash_password, password_problem, verify_password
-from gateway.members.tokens import member_for_reset, member_for_verification
+from gateway.members.site import client_of_next, current_site, way_back
+from gateway.members.tokens import BadLink, member_for_reset, member_for_verification
 from gateway.ratelimit import reset as reset_limit
 from schemas.members import SKILLS, EmailForm, LoginForm, NewPasswordForm, SignupForm
 
@@ -57,7 +64,7 @@ def signup() -> Response:
     if existing is not None:
         # Same work, same page: only the owner of the address learns it was already in use.
         hash_password(data["password"])
-        queue_member_mail(existing.id, "already_registered")
+        queue_member_mail(existing.id, "already_registered", next_url)
         return page("signup_sent.html", email=existing.email)
     try:
         member = accounts.create_member(
@@ -83,21 +90,34 @@ def signup() -> Response:
     return page("signup_sent.html", email=member.email)
 
 
+def _go_on(target: str, message: str) -> Response:
+    """Redirect to ``target``, with ``message`` shown there if it is a page of ours (a site's
+    authorization request may end on the site, where it would wait for a later page)."""
+    if client_of_next(target) is None:
+        flash(message)
+    return redirect(target)
+
+
+def _bad_link(kind: str, bad: BadLink) -> Response:
+    return page("link_failed.html", 400, kind=kind, reason=bad.reason)
+
+
 @bp.get("/verify-email")
 def verify_email() -> Response:
     """The link from the verification mail: confirm the address, log in the first time."""
-    found = member_for_verification(request.args.get("token", ""))
-    if found is None:
-        return page("verify_failed.html", 400)
-    member, next_url = found
+    try:
+        member, next_url = member_for_verification(request.args.get("token", ""))
+    except BadLink as bad:
+        return _bad_link("verify", bad)
     first_time = member.email_verified_at is None
     accounts.mark_verified(member)
     db.session.commit()
+    next_url = safe_next(next_url)
     if first_time:
         # The link is single-use as a login: it proves the mailbox, once.
         login_member(member)
-        return redirect(safe_next(next_url) or "/account/timebanks")
-    return page("verified.html")
+        return _go_on(next_url or "/account/timebanks", gettext("members.verified.detail"))
+    return page("verified.html", way=way_back(next_url))
 
 
 @bp.post("/verify-email/resend")
@@ -149,46 +169,77 @@ def login() -> Response:
             again=_logging_in_again(next_url),
         )
     reset_limit("login-account", email)
+    chosen = chosen_locale()
+    if chosen and chosen != member.locale:
+        member.locale = chosen  # picked on the login page: the member's word for their mail too
     login_member(member)
     return redirect(next_url or "/account")
 
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Response:
-    """GET asks (a link must not log anyone out); POST, with its CSRF token, does it."""
+    """GET asks (a link must not log anyone out); POST, with its CSRF token, does it, then
+    goes to ``next`` or back to the site the member came from."""
     if request.method == "GET":
         return page("logout.html", next=safe_next(request.args.get("next")))
+    site = current_site()  # before the login, and the session with it, ends
     logout_member()
-    return redirect(safe_next(request.values.get("next")) or "/login")
+    next_url = safe_next(request.values.get("next"))
+    if next_url is None and site.external:
+        return redirect(site.url)
+    flash(gettext("members.logout.done"))
+    return redirect(next_url or url_for("members.login"))
+
+
+@bp.post("/language")
+def choose_language() -> Response:
+    """The header's switch: this browser speaks the language from now on, and so does the
+    member's mail when someone is logged in."""
+    locale = request.form.get("locale", "")
+    if locale in LOCALES:
+        choose_locale(locale)
+        member = current_session_member()
+        if member is not None and member.locale != locale:
+            member.locale = locale
+            db.session.commit()
+    return redirect(safe_next(request.form.get("next")) or url_for("members.home"))
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
 def forgot_password() -> Response:
     """Ask for a reset link; the answer is the same whether or not the address has an account."""
+    next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
-        return page("forgot.html", values={}, errors={})
+        values = {"email": request.args.get("login_hint", "")}
+        return page("forgot.html", values=values, errors={}, next=next_url)
     data, errors = load_form(EmailForm(), request.form)
     if errors:
-        return page("forgot.html", 422, values=data, errors=errors)
+        return page("forgot.html", 422, values=data, errors=errors, next=next_url)
     per_account, per_ip, window = _limits()
     email = accounts.normalize_email(data["email"])
     limit("reset-ip", request.remote_addr or "unknown", per_ip, window)
     limit("reset-account", email, per_account, window)
     member = accounts.find_by_email(email)
     if member is not None and member.is_active:
-        queue_member_mail(member.id, "reset")
+        queue_member_mail(member.id, "reset", next_url)
     return page("forgot_sent.html", email=email)
 
 
 @bp.route("/password/reset", methods=["GET", "POST"])
 def reset_password() -> Response:
-    """Set a new password from a reset link; every login and token of the member ends."""
+    """Set a new password from a reset link; every login and token of the member ends.
+
+    The link also finishes a signup: a member who never confirmed the address chooses the
+    password here, which confirms it (the link came to their mailbox).
+    """
     token = request.values.get("token", "")
-    member = member_for_reset(token)
-    if member is None:
-        return page("reset_failed.html", 400)
+    try:
+        member, next_url = member_for_reset(token)
+    except BadLink as bad:
+        return _bad_link("reset", bad)
+    finishing = not member.is_verified
     if request.method == "GET":
-        return page("reset.html", token=token, errors={})
+        return page("reset.html", token=token, errors={}, finishing=finishing)
     data, errors = load_form(NewPasswordForm(), request.form)
     if not errors and data["password"] != data["confirm"]:
         errors = {"confirm": "members.error.confirm"}
@@ -198,11 +249,20 @@ def reset_password() -> Response:
         except accounts.MemberError as error:
             errors = {error.field: error.key}
     if errors:
-        return page("reset.html", 422, token=token, errors=errors)
+        return page("reset.html", 422, token=token, errors=errors, finishing=finishing)
     accounts.mark_verified(member)  # the link came to their mailbox
     db.session.commit()
     login_member(member)  # after the reset, which ended every earlier login
-    return redirect("/account")
+    next_url = safe_next(next_url)
+    done = url_for("members.password_changed")
+    return redirect(f"{done}?{urlencode({'next': next_url})}" if next_url else done)
+
+
+@bp.get("/password/changed")
+@login_required
+def password_changed() -> Response:
+    """The confirmation after a reset, and the way back to where the member was going."""
+    return page("password_changed.html", way=way_back(safe_next(request.args.get("next"))))
 
 
 @bp.get("/")

@@ -21,7 +21,7 @@ from gateway.devsetup import DEMO_CLIENT_ID, ensure_demo_client
 from gateway.federation.platforms import add_platform
 from tests.factories import create_client, create_member
 from tests.live import LiveServer
-from tests.members.helpers import deliver_mail
+from tests.members.helpers import deliver_mail, text_of
 from tests.sandbox.conftest import CLIENT_ID, CLIENT_SECRET, start_sandbox
 
 pytestmark = pytest.mark.slow
@@ -146,11 +146,11 @@ def test_signup_consent_and_login_to_a_third_party_site(world, chromium):
     page.get_by_role("heading", name="Check your email").wait_for()
 
     (message,) = deliver_mail(world["app"])
-    page.goto(re.search(r"http://\S+/verify-email\S+", message.get_content()).group(0))
+    page.goto(re.search(r"http://\S+/verify-email\S+", text_of(message)).group(0))
     page.wait_for_url(re.compile(r".*/account/timebanks\?next=.*"))
     page.get_by_role("button", name="Sign me up to Test timebank").click()
     page.get_by_role("status").filter(has_text="We are signing you up").wait_for()
-    page.get_by_role("link", name="Continue").click()
+    page.get_by_role("main").get_by_role("link", name="Back to Neighbours").click()
 
     # Consent to a third party: its form's answer redirects to the site's own origin.
     page.get_by_role("heading", name="Neighbours asks for access").wait_for()

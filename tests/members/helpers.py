@@ -29,9 +29,14 @@ def deliver_mail(app) -> list[email.message.EmailMessage]:
     return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
 
 
+def text_of(message) -> str:
+    """The plain-text body of ``message`` (which also has an HTML alternative)."""
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
 def link_in(message, path: str) -> str:
     """The site-relative link to ``path`` in ``message``."""
-    body = message.get_content()
+    body = text_of(message)
     match = re.search(r"https?://\S+" + re.escape(path) + r"\S*", body)
     assert match, body
     parts = urlsplit(match.group(0))

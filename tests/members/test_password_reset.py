@@ -25,9 +25,9 @@ def test_forgot_answers_the_same_and_mails_only_members(app, client):
         "/password/forgot", data={"email": "max@example.org", "csrf_token": csrf(client)}
     )
     assert known.status_code == unknown.status_code == 200
-    assert known.get_data(as_text=True).replace("lia", "X") == unknown.get_data(
+    assert known.get_data(as_text=True).replace("lia@", "X@") == unknown.get_data(
         as_text=True
-    ).replace("max", "X")
+    ).replace("max@", "X@")
     messages = deliver_mail(app)
     assert [m["To"] for m in messages] == ["lia@example.org"]
 

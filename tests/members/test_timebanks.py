@@ -21,7 +21,7 @@ from gateway.sync.models import OutboxItem
 from gateway.sync.remote import connector_for
 from tests.auth.oidc_helpers import log_in
 from tests.factories import create_member
-from tests.members.helpers import csrf, deliver_mail
+from tests.members.helpers import csrf, deliver_mail, text_of
 
 PASSWORD = "una frase lunga abbastanza"
 
@@ -221,7 +221,7 @@ def test_an_unconfirmed_member_is_told_why_and_offered_the_link_again(
     )
     assert sent.headers["Location"] == "/account/timebanks"
     (message,) = deliver_mail(app)
-    assert "/verify-email?token=" in message.get_content()
+    assert "/verify-email?token=" in text_of(message)
 
 
 @pytest.mark.parametrize("step", ["connect", "link"])

@@ -23,7 +23,7 @@ from gateway.observability import logs
 from gateway.observability.redaction import redact
 from tests.auth.oidc_helpers import REDIRECT, authorize_params, pkce_pair, query
 from tests.factories import create_client
-from tests.members.helpers import csrf, deliver_mail
+from tests.members.helpers import csrf, deliver_mail, text_of
 
 WHSEC = "whsec_" + base64.b64encode(b"log-test-secret-log-test-secret!").decode()
 PASSWORD = "my very secret password"
@@ -111,7 +111,7 @@ def test_a_full_run_logs_no_secret_and_jobs_carry_the_request_id(app, client, ca
         headers={"X-Request-Id": "signup-request-1"},
     )
     (message,) = deliver_mail(app)
-    link = next(w for w in message.get_content().split() if "/verify-email" in w)
+    link = next(w for w in text_of(message).split() if "/verify-email" in w)
     secrets_seen.append(link.split("token=", 1)[1])
     client.get(link.split(app.config["GATEWAY_BASE_URL"], 1)[1])
     # A relying party runs the code flow (client secret, code, tokens).
