@@ -1,14 +1,13 @@
 """A member's own pages in a real browser, in both languages, on a desktop and on a phone:
 my hours, then my data (profile, the copy, the download), then deleting the account.
 
-Every page is scanned with axe-core and must not scroll sideways. Screenshots of each page go
-to ``SCREENSHOT_DIR`` when it is set (for a person to look at), else to the test's own folder.
+Every page is checked at both widths by the ``visit`` fixture: scanned with axe-core, no
+sideways scrolling, and photographed when ``BROWSER_SCREENSHOTS`` names a folder.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +33,6 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.slow
 
 PASSWORD = "a long password for the browser"
-WIDTHS = {"desktop": 1280, "phone": 375}
 TEXTS = {
     "it": {
         "hours": "Le mie ore",
@@ -167,35 +165,13 @@ def _seed(app, lang: str) -> Member:
         return member
 
 
-def _shots() -> Path | None:
-    folder = os.environ.get("SCREENSHOT_DIR")
-    return Path(folder) if folder else None
-
-
-def _check(page, assert_accessible, folder: Path, name: str) -> None:
-    """Scan the page, prove it does not scroll sideways, and photograph it."""
-    assert_accessible(page, name)
-    fits = page.evaluate(
-        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-    )
-    assert fits, f"{name} scrolls sideways"
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
 @pytest.mark.parametrize("lang", ["it", "en"])
-@pytest.mark.parametrize("device", ["desktop", "phone"])
-def test_hours_then_profile_then_copy_then_delete(
-    app, unused_port, chromium, assert_accessible, tmp_path, lang, device
-):
+def test_hours_then_profile_then_copy_then_delete(app, unused_port, chromium, visit, lang):
     member = _seed(app, lang)
     words = TEXTS[lang]
-    folder = _shots() or tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = f"{lang}-{device}"
     with LiveServer(app, unused_port) as gateway:
         context = chromium.new_context(
             locale="it-IT" if lang == "it" else "en-GB",
-            viewport={"width": WIDTHS[device], "height": 900},
             accept_downloads=True,
         )
         page = context.new_page()
@@ -210,19 +186,19 @@ def test_hours_then_profile_then_copy_then_delete(
         assert page.inner_text("#balance") == words["balance"]
         assert words["differs"] in page.inner_text(".platform-balances")
         assert page.locator(".posting").count() == 20
-        _check(page, assert_accessible, folder, f"{prefix}-1-hours")
+        visit(page, "my hours")
         page.get_by_role("link", name=words["older"]).click()
         page.wait_for_url(re.compile(r".*/account/hours\?cursor=.*"))
         assert page.locator(".posting").count() == 5
-        _check(page, assert_accessible, folder, f"{prefix}-2-hours-older")
+        visit(page, "my hours, older postings")
 
         # My data, then the profile: add a skill, keep the rest.
         page.goto(f"{gateway.url}/account/data")
         page.get_by_role("heading", name=words["data"], level=1).wait_for()
-        _check(page, assert_accessible, folder, f"{prefix}-3-data")
+        visit(page, "my data")
         page.get_by_role("link", name=words["edit"]).click()
         page.wait_for_url(f"{gateway.url}/account/data/profile")
-        _check(page, assert_accessible, folder, f"{prefix}-4-profile")
+        visit(page, "profile")
         page.get_by_label(words["skill"]).check()
         page.get_by_role("button", name=words["save"]).click()
         page.wait_for_url(f"{gateway.url}/account/data")
@@ -231,7 +207,7 @@ def test_hours_then_profile_then_copy_then_delete(
         # The copy: read it, then download it.
         page.get_by_role("link", name=words["read"]).click()
         page.wait_for_url(f"{gateway.url}/account/data/export")
-        _check(page, assert_accessible, folder, f"{prefix}-5-copy")
+        visit(page, "readable copy")
         with page.expect_download() as download:
             page.get_by_role("link", name=words["download"]).click()
         saved = download.value
@@ -244,18 +220,18 @@ def test_hours_then_profile_then_copy_then_delete(
         page.goto(f"{gateway.url}/account/data")
         page.get_by_role("link", name=words["delete"]).click()
         page.wait_for_url(f"{gateway.url}/account/data/delete")
-        _check(page, assert_accessible, folder, f"{prefix}-6-delete")
+        visit(page, "delete account")
         page.get_by_label(words["password"]).fill("not the password")
         page.get_by_role("button", name=words["submit"]).click()
         page.get_by_role("alert").filter(has_text=words["wrong"]).wait_for()
-        _check(page, assert_accessible, folder, f"{prefix}-7-delete-wrong")
+        visit(page, "delete account, wrong password")
         page.get_by_label(words["password"]).fill(PASSWORD)
         page.get_by_role("button", name=words["submit"]).click()
         page.wait_for_url(f"{gateway.url}/account/deleted")
         page.get_by_role("heading", name=words["deleted"], level=1).wait_for()
         back = page.get_by_role("link", name=words["back"])
         assert back.get_attribute("href") == "https://quartiere.example/"
-        _check(page, assert_accessible, folder, f"{prefix}-8-deleted")
+        visit(page, "account deleted")
         context.close()
     with app.app_context():
         assert db.session.scalar(select(Member.status).where(Member.id == member.id)) == "erased"
