@@ -194,7 +194,7 @@ def load_settings(
     log_level = environ.get("LOG_LEVEL", "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}.")
-    settings = {
+    settings: dict[str, Any] = {
         "GATEWAY_ENV": env,
         "GATEWAY_DATA_DIR": str(data_dir),
         "DATABASE_URL": normalize_database_url(environ.get("DATABASE_URL", default_db)),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app
-from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event, text
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -192,3 +192,13 @@ def _current_db() -> Database:
 
 # Resolved per application context, so several apps (tests, the sandbox) can coexist.
 db: Database = LocalProxy(_current_db)  # type: ignore[assignment]
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched (`Session.execute` types it as any result)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements the ORM would slow down."""
+    return cast(Table, model.__table__)

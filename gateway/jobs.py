@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
 from rq import SimpleWorker, Worker, get_current_job
+from rq.worker import BaseWorker
 
 from gateway.observability.logs import request_id_var
 from gateway.observability.metrics import observe_job
@@ -84,7 +85,7 @@ def _call(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return func(*args, **kwargs)
 
 
-def make_worker(app: Flask, name: str | None = None, fork: bool = True) -> Worker:
+def make_worker(app: Flask, name: str | None = None, fork: bool = True) -> BaseWorker:
     """An RQ worker on the app's queue; ``fork=False`` runs jobs in the worker process."""
     worker_class = Worker if fork else SimpleWorker
     return worker_class([app.extensions["queue"]], connection=app.extensions["redis"], name=name)

@@ -62,7 +62,8 @@ def _authorization_client_id() -> str | None:
     target = urlsplit(request.values.get("next") or "")
     if target.scheme or target.netloc or target.path != AUTHORIZE_PATH:
         return None
-    return (parse_qs(target.query).get("client_id") or [None])[0]
+    client_ids = parse_qs(target.query).get("client_id")
+    return client_ids[0] if client_ids else None
 
 
 def _client_redirect_uris(client_id: str) -> Iterable[str]:

@@ -10,7 +10,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc] - gunicorn ships no type hints
+class _Gunicorn(BaseApplication):
     """gunicorn serving an app object we already built, with settings given as a dict."""
 
     def __init__(self, app: Flask, options: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
 
 from gateway import csrf
 from gateway.auth.grants import is_third_party
@@ -52,14 +53,14 @@ TIMEBANKS_PATH = "/account/timebanks"
 FRESH_LOGIN_PARAM = "fresh_login"
 
 
-def _with_iss(response: Response) -> Response:
+def _with_iss(response: BaseResponse) -> BaseResponse:
     location = response.headers.get("Location")
     if location and "iss=" not in location.split("?", 1)[-1]:
         response.headers["Location"] = add_params_to_uri(location, {"iss": issuer()})
     return response
 
 
-def _error(error: OAuth2Error) -> Response:
+def _error(error: OAuth2Error) -> BaseResponse:
     if error.redirect_uri:
         return _with_iss(authorization_server().handle_error_response(None, error))
     raise Problem(
@@ -83,7 +84,7 @@ def _this_request(drop_prompts: frozenset[str] = frozenset(), marker: str | None
     return url_for(".authorize") + "?" + urlencode(params)
 
 
-def _to_login(path: str, drop_prompts: frozenset[str] = frozenset()) -> Response:
+def _to_login(path: str, drop_prompts: frozenset[str] = frozenset()) -> BaseResponse:
     # Whatever login follows is the fresh one this request asks for (prompt=login, max_age).
     target = {"next": _this_request(drop_prompts, marker=ask_fresh_login())}
     if request.args.get("login_hint"):
@@ -144,7 +145,7 @@ def _remember(member: Member, client: OAuthClient, scope: str) -> None:
     row.scope = " ".join(sorted(parse_scopes(row.scope) | parse_scopes(scope)))
 
 
-def _grant(grant: object, member: Member | None) -> Response:
+def _grant(grant: object, member: Member | None) -> BaseResponse:
     response = authorization_server().create_authorization_response(grant=grant, grant_user=member)
     db.session.commit()
     if member is not None:
@@ -152,7 +153,7 @@ def _grant(grant: object, member: Member | None) -> Response:
     return _with_iss(response)
 
 
-def _refuse_unverified(grant: Any, member: Member, prompts: set[str]) -> Response:
+def _refuse_unverified(grant: Any, member: Member, prompts: set[str]) -> BaseResponse:
     """A member whose address is unconfirmed may not authorize a third-party client."""
     if "none" in prompts:
         error = InteractionRequiredError(redirect_uri=grant.redirect_uri)
@@ -168,7 +169,7 @@ def _refuse_unverified(grant: Any, member: Member, prompts: set[str]) -> Respons
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 @csrf.exempt  # relying parties may POST authorization requests; the consent form checks it
-def authorize() -> Response:
+def authorize() -> BaseResponse:
     """Validate, authenticate the member, ask consent if needed, and answer the client."""
     remember_ui_locales(request.values.get("ui_locales"))
     server = authorization_server()
@@ -203,9 +204,9 @@ def authorize() -> Response:
         return _grant(grant, member)
     if "consent" in prompts or not _remembered(member, client, scope):
         if "none" in prompts:
-            error = ConsentRequiredError(redirect_uri=grant.redirect_uri)
-            error.state = grant.request.payload.state
-            return _error(error)
+            refusal = ConsentRequiredError(redirect_uri=grant.redirect_uri)
+            refusal.state = grant.request.payload.state
+            return _error(refusal)
         return Response(
             render_template(
                 "oidc/consent.html",
@@ -220,7 +221,7 @@ def authorize() -> Response:
 
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 @csrf.exempt  # relying parties send logout requests here by protocol
-def end_session() -> Response:
+def end_session() -> BaseResponse:
     """RP-initiated logout: at once with a valid ``id_token_hint``, else after confirmation."""
     server = authorization_server()
     remember_ui_locales(request.values.get("ui_locales"))

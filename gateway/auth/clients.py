@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
@@ -162,13 +163,13 @@ def create_client(
     return NewClient(client, secret)
 
 
-def _check_jwks(jwks: dict) -> dict:
+def _check_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
     """A public JWK set with at least one signing key; private parts are refused."""
     from joserfc.errors import JoseError
     from joserfc.jwk import KeySet
 
     try:
-        key_set = KeySet.import_key_set(jwks)
+        key_set = KeySet.import_key_set(cast(Any, jwks))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise ClientError(f"the JWK set cannot be read: {exc}.") from None
     if not key_set.keys:
@@ -178,7 +179,7 @@ def _check_jwks(jwks: dict) -> dict:
             raise ClientError("the JWK set holds a private key: register only the public part.")
         if key.key_type not in ("RSA", "EC"):
             raise ClientError(f"key type {key.key_type} cannot sign client assertions.")
-    return key_set.as_dict(private=False)
+    return dict(key_set.as_dict(private=False))
 
 
 def list_clients() -> list[OAuthClient]:

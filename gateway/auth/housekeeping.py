@@ -8,7 +8,7 @@ from sqlalchemy import and_, delete, or_
 
 from gateway.auth import keys
 from gateway.auth.models import AuthorizationCode, ClientAssertion, OAuthToken
-from gateway.db import db
+from gateway.db import db, rows_affected
 from gateway.jobs import task
 
 # Codes are kept after use so a replay is recognised (and punished) and a reused nonce is
@@ -22,24 +22,30 @@ TOKEN_RETENTION_SECONDS = 30 * 24 * 3600
 def prune_sign_on(now: float | None = None) -> dict[str, int]:
     """Delete old codes, long-expired tokens, expired assertions' jtis and retired keys."""
     now = now or time.time()
-    codes = db.session.execute(
-        delete(AuthorizationCode).where(AuthorizationCode.issued_at < now - CODE_RETENTION_SECONDS)
-    ).rowcount
+    codes = rows_affected(
+        db.session.execute(
+            delete(AuthorizationCode).where(
+                AuthorizationCode.issued_at < now - CODE_RETENTION_SECONDS
+            )
+        )
+    )
     cutoff = now - TOKEN_RETENTION_SECONDS
     refresh_dead = or_(
         OAuthToken.refresh_token_hash.is_(None),
         OAuthToken.issued_at + OAuthToken.refresh_expires_in < cutoff,
         OAuthToken.revoked_at < cutoff,
     )
-    tokens = db.session.execute(
-        delete(OAuthToken).where(
-            and_(OAuthToken.issued_at + OAuthToken.expires_in < cutoff, refresh_dead)
+    tokens = rows_affected(
+        db.session.execute(
+            delete(OAuthToken).where(
+                and_(OAuthToken.issued_at + OAuthToken.expires_in < cutoff, refresh_dead)
+            )
         )
-    ).rowcount
+    )
     # An expired client assertion is refused for its expiry: its jti need not be kept.
-    assertions = db.session.execute(
-        delete(ClientAssertion).where(ClientAssertion.expires_at < now)
-    ).rowcount
+    assertions = rows_affected(
+        db.session.execute(delete(ClientAssertion).where(ClientAssertion.expires_at < now))
+    )
     retired = keys.prune()
     db.session.commit()
     return {

@@ -16,7 +16,7 @@ from sqlalchemy import delete, or_, select
 
 from gateway.auth.models import SigningKey
 from gateway.crypto import decrypt_text, encrypt_text
-from gateway.db import db, utcnow
+from gateway.db import db, rows_affected, utcnow
 
 ALGORITHM = "RS256"
 KEY_SIZE = 2048
@@ -95,7 +95,7 @@ def prune(now: datetime | None = None) -> int:
             SigningKey.retire_after.is_not(None), SigningKey.retire_after < now
         )
     )
-    return result.rowcount or 0
+    return rows_affected(result)
 
 
 def published_keys(now: datetime | None = None) -> list[SigningKey]:

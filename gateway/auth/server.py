@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -50,7 +50,7 @@ from gateway.auth.models import (
 )
 from gateway.auth.scopes import SCOPES, parse_scopes
 from gateway.auth.session import auth_time, logout_member
-from gateway.db import db
+from gateway.db import db, rows_affected
 from gateway.members.models import Member, new_id
 
 ACCESS_TOKEN_LIFETIME = 3600
@@ -83,7 +83,7 @@ def revoke_family(family_id: str) -> int:
         .values(revoked_at=int(time.time()))
     )
     db.session.commit()
-    return result.rowcount or 0
+    return rows_affected(result)
 
 
 def _save_token(token: dict, request: Any) -> None:
@@ -133,7 +133,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
         if not client.jwks:
             raise InvalidClientError(description="The client has no registered keys.")
-        return KeySet.import_key_set(client.jwks)
+        return KeySet.import_key_set(cast(Any, client.jwks))
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict:
         try:
@@ -177,7 +177,7 @@ class S256Challenge(CodeChallenge):
             raise InvalidRequestError("Public clients must send a PKCE 'code_challenge' (S256).")
         super().validate_code_challenge(grant, redirect_uri)
 
-    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str:
+    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str | None:
         return authorization_code.code_challenge
 
     def get_authorization_code_challenge_method(
@@ -250,11 +250,13 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         )
         if row is None or row.client_id != client.get_client_id():
             return None
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=int(time.time()))
-        ).rowcount
+        claimed = rows_affected(
+            db.session.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+                .values(used_at=int(time.time()))
+            )
+        )
         db.session.commit()
         if not claimed:
             # RFC 6749 section 4.1.2: a replayed code revokes the tokens it was exchanged for.
@@ -332,11 +334,13 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
         super().validate_token_request()
         token: OAuthToken = self.request.refresh_token
         now = int(time.time())
-        claimed = db.session.execute(
-            update(OAuthToken)
-            .where(OAuthToken.id == token.id, OAuthToken.refresh_used_at.is_(None))
-            .values(refresh_used_at=now, revoked_at=now)
-        ).rowcount
+        claimed = rows_affected(
+            db.session.execute(
+                update(OAuthToken)
+                .where(OAuthToken.id == token.id, OAuthToken.refresh_used_at.is_(None))
+                .values(refresh_used_at=now, revoked_at=now)
+            )
+        )
         db.session.commit()
         if not claimed:
             # Lost a race with another exchange of the same refresh token: that is reuse too.

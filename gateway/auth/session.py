@@ -18,7 +18,7 @@ from flask import current_app, g, session
 from sqlalchemy import delete, or_, select
 
 from gateway.auth.models import token_digest
-from gateway.db import db, utcnow
+from gateway.db import db, rows_affected, utcnow
 from gateway.jobs import task
 from gateway.members.models import Member, MemberSession
 
@@ -185,13 +185,15 @@ def prune_sessions() -> int:
     """Delete logins that ended by themselves (idle or too old); their cookies log nobody in."""
     idle, absolute = _lifetimes()
     now = utcnow()
-    deleted = db.session.execute(
-        delete(MemberSession).where(
-            or_(
-                MemberSession.last_seen_at < now - idle,
-                MemberSession.authenticated_at < now - absolute,
+    deleted = rows_affected(
+        db.session.execute(
+            delete(MemberSession).where(
+                or_(
+                    MemberSession.last_seen_at < now - idle,
+                    MemberSession.authenticated_at < now - absolute,
+                )
             )
         )
-    ).rowcount
+    )
     db.session.commit()
     return deleted or 0

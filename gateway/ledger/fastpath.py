@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    CompoundSelect,
     Insert,
     Integer,
     Select,
@@ -46,7 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from gateway.db import add_as_loaded
+from gateway.db import add_as_loaded, table_of
 from gateway.ledger.models import Account, Entry, Transaction
 from gateway.members.models import Member
 
@@ -102,7 +103,7 @@ def _named(
 @lru_cache(maxsize=16)
 def _lock_named_statements(
     members: int, organizations: int, accounts: int
-) -> tuple[Update, Select[tuple[Account, str | None]]]:
+) -> tuple[Update, Select[Account, str]]:
     # Built once per shape, with one bound parameter per id: a list in IN is rendered again on
     # every call. The first statement takes SQLite's write lock.
     def params(prefix: str, count: int) -> list[Any]:
@@ -164,13 +165,12 @@ def lock_accounts(session: Session, account_ids: Sequence[str]) -> list[Account]
 
 # -- the posting's writes -----------------------------------------------------------------------
 
-_INSERT_TRANSACTION = insert(Transaction.__table__)
-_INSERT_ENTRIES = insert(Entry.__table__).returning(
-    Entry.__table__.c.id, sort_by_parameter_order=True
-)
+_TRANSACTIONS, _ENTRIES, _ACCOUNTS = table_of(Transaction), table_of(Entry), table_of(Account)
+_INSERT_TRANSACTION = insert(_TRANSACTIONS)
+_INSERT_ENTRIES = insert(_ENTRIES).returning(_ENTRIES.c.id, sort_by_parameter_order=True)
 _SET_BALANCE = (
-    update(Account.__table__)
-    .where(Account.__table__.c.id == bindparam("b_id"))
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("b_id"))
     .values(balance_minutes=bindparam("b_balance"))
 )
 
@@ -184,8 +184,7 @@ def _posting_in_one_statement(legs: int) -> Insert:
     Parameters: ``t_<column>`` for the transaction, and per leg ``a<i>`` (account), ``m<i>``
     (minutes), ``b<i>`` (balance after); returns (entry id, account id) rows.
     """
-    transactions, entries = Transaction.__table__, Entry.__table__
-    accounts = Account.__table__
+    transactions, entries, accounts = _TRANSACTIONS, _ENTRIES, _ACCOUNTS
     transaction = insert(transactions).values(
         {c.key: bindparam(f"t_{c.key}", type_=c.type) for c in transactions.c}
     )
@@ -200,7 +199,7 @@ def _posting_in_one_statement(legs: int) -> Insert:
         )
     )
     # INSERT ... SELECT rather than a multi-row VALUES, for the same reason.
-    legs_rows = union_all(
+    legs_rows: CompoundSelect[Any] = union_all(
         *(
             select(
                 bindparam("t_id", type_=String()),

@@ -207,10 +207,13 @@ def list_organizations() -> list[Organization]:
 # -- parties ------------------------------------------------------------------------------------
 
 
+PartyField = Literal["member_id", "organization_id", "account_id"]
+
+
 class Party(NamedTuple):
     """Who pays or is paid, as a client names them: which id, and its value."""
 
-    field: Literal["member_id", "organization_id", "account_id"]
+    field: PartyField
     id: str
 
 

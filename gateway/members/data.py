@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, current_app, flash, redirect, request, session, url_for
+from flask import current_app, flash, redirect, request, session, url_for
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from gateway.auth.session import current_login_id, current_session_member, logout_member
 from gateway.db import db

@@ -108,6 +108,8 @@ def _mirrors(transaction_ids: list[str], platforms: dict[str, str]) -> dict[str,
             )
         )
         for transaction_id, platform_id, state in rows:
+            if transaction_id is None:  # only transfer rows are asked for: they all carry one
+                continue
             key = (transaction_id, platform_id)
             if key not in best or _MIRROR_ORDER[state] > _MIRROR_ORDER[best[key]]:
                 best[key] = state
@@ -134,7 +136,8 @@ def history(
     postings = []
     for line in lines:
         # Loaded with the statement's entries: no query.
-        origin = db.session.get(Transaction, line.transaction_id).external_platform_id
+        transaction = db.session.get(Transaction, line.transaction_id)
+        origin = transaction.external_platform_id if transaction else None
         postings.append(
             Posting(
                 entry_id=line.entry_id,
@@ -188,17 +191,20 @@ class PlatformBalance:
 def _transfers_on_their_way(account: Account | None, platform_id: str) -> int:
     if account is None:
         return 0
-    return db.session.scalar(
-        select(func.count())
-        .select_from(OutboxItem)
-        .where(
-            OutboxItem.platform_id == platform_id,
-            OutboxItem.kind.in_(MIRROR_KINDS),
-            OutboxItem.state.in_(ON_ITS_WAY),
-            OutboxItem.transaction_id.in_(
-                select(Entry.transaction_id).where(Entry.account_id == account.id)
-            ),
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(
+                OutboxItem.platform_id == platform_id,
+                OutboxItem.kind.in_(MIRROR_KINDS),
+                OutboxItem.state.in_(ON_ITS_WAY),
+                OutboxItem.transaction_id.in_(
+                    select(Entry.transaction_id).where(Entry.account_id == account.id)
+                ),
+            )
         )
+        or 0
     )
 
 

@@ -118,7 +118,8 @@ def client_of_next(next_url: str | None) -> OAuthClient | None:
     parts = urlsplit(next_url or "")
     if parts.scheme or parts.netloc or parts.path != AUTHORIZE_PATH:
         return None
-    return _client((parse_qs(parts.query).get("client_id") or [None])[0])
+    client_ids = parse_qs(parts.query).get("client_id")
+    return _client(client_ids[0]) if client_ids else None
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import logging
 import time
 from urllib.parse import urlencode
 
-from flask import Response, abort, current_app, flash, redirect, request, session, url_for
+from flask import abort, current_app, flash, redirect, request, session, url_for
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from connectors.errors import ConnectorError
 from gateway.auth.session import auth_time, current_session_member

@@ -11,9 +11,11 @@ request) through each of its steps, mail links included, and ends with a way bac
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, current_app, flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
+from werkzeug.wrappers import Response
 
 from gateway.auth.session import current_session_member, login_member, logout_member
 from gateway.db import db
@@ -51,7 +53,11 @@ def signup() -> Response:
     """Create an account; the address is confirmed by a link sent to it."""
     remember_ui_locales(request.values.get("ui_locales"))
     next_url = safe_next(request.values.get("next"))
-    values = {"email": request.args.get("login_hint", ""), "locale": None, "skills": []}
+    values: dict[str, Any] = {
+        "email": request.args.get("login_hint", ""),
+        "locale": None,
+        "skills": [],
+    }
     if request.method == "GET":
         return page("signup.html", values=values, errors={}, skills=SKILLS, next=next_url)
     data, errors = load_form(SignupForm(), request.form, lists=("skills",))
