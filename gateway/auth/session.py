@@ -98,6 +98,22 @@ def logout_member() -> None:
     g.gateway_login = None
 
 
+def logout_everywhere(member: Member) -> None:
+    """End every login of the member, this browser's included (a lost phone, a shared
+    computer); commits. Apps keep their tokens: the member manages those one by one."""
+    db.session.execute(delete(MemberSession).where(MemberSession.member_id == member.id))
+    db.session.commit()
+    _keep_only(_BROWSER_KEYS)
+    g.gateway_login = None
+
+
+def login_count(member: Member) -> int:
+    """How many browsers are logged in as the member now (ended ones not yet pruned aside)."""
+    now = utcnow()
+    rows = db.session.scalars(select(MemberSession).where(MemberSession.member_id == member.id))
+    return sum(1 for row in rows if not _expired(row, now))
+
+
 def _current_login() -> tuple[Member, MemberSession] | None:
     if "gateway_login" in g:
         return g.gateway_login

@@ -17,7 +17,13 @@ from urllib.parse import urlencode
 from flask import current_app, flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from gateway.auth.session import current_session_member, login_member, logout_member
+from gateway.auth.session import (
+    current_session_member,
+    login_count,
+    login_member,
+    logout_everywhere,
+    logout_member,
+)
 from gateway.db import db
 from gateway.i18n import LOCALES, choose_locale, chosen_locale, gettext, remember_ui_locales
 from gateway.members import accounts
@@ -281,4 +287,17 @@ def home() -> Response:
 @login_required
 def account() -> Response:
     """The member's profile and where to go from here."""
-    return page("account.html", member=current_session_member())
+    member = current_session_member()
+    assert member is not None  # noqa: S101 - login_required
+    return page("account.html", member=member, logins=login_count(member))
+
+
+@bp.post("/account/logout-everywhere")
+@login_required
+def logout_all() -> Response:
+    """Log the member out of every browser at once (POST with its CSRF token only)."""
+    member = current_session_member()
+    assert member is not None  # noqa: S101 - login_required
+    logout_everywhere(member)
+    flash(gettext("account.logout_everywhere.done"))
+    return redirect(url_for("members.login"))

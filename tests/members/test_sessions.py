@@ -207,3 +207,42 @@ def test_session_lifetimes_are_settings(tmp_path):
         load_settings({**base, "SESSION_IDLE_MINUTES": "0"})
     with pytest.raises(ConfigError, match="SESSION_ABSOLUTE_HOURS must be a whole number"):
         load_settings({**base, "SESSION_ABSOLUTE_HOURS": "a day"})
+
+
+def test_log_out_everywhere_ends_every_browser_of_the_member_only(app, client):
+    with app.app_context():
+        create_member(email="lia@example.org", password=PASSWORD)
+        create_member(email="ugo@example.org", password=PASSWORD)
+    _login(client, "lia@example.org")
+    phone = app.test_client()
+    _login(phone, "lia@example.org")
+    neighbour = app.test_client()
+    _login(neighbour, "ugo@example.org")
+    page = client.get("/account").get_data(as_text=True)
+    assert "aperto ora: 2" in page  # Italian: the community's default language
+
+    done = client.post("/account/logout-everywhere", data={"csrf_token": csrf(client)})
+
+    assert done.status_code == 302
+    assert done.headers["Location"] == "/login"
+    assert not _logged_in(client)
+    assert not _logged_in(phone)
+    assert _logged_in(neighbour)
+    assert len(_sessions(app)) == 1  # the neighbour's
+
+
+def test_log_out_everywhere_needs_a_post_with_its_csrf_token(app, client):
+    with app.app_context():
+        create_member(email="lia@example.org", password=PASSWORD)
+    _login(client, "lia@example.org")
+
+    assert client.get("/account/logout-everywhere").status_code == 405
+    forged = client.post("/account/logout-everywhere", data={})
+    assert forged.status_code == 400
+    assert _logged_in(client)
+
+
+def test_log_out_everywhere_asks_a_stranger_to_log_in(client):
+    response = client.post("/account/logout-everywhere", data={"csrf_token": csrf(client)})
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?")
