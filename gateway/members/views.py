@@ -72,6 +72,10 @@ def signup() -> Response:
         errors["password"] = weak
     if errors:
         return page("signup.html", 422, values=data, errors=errors, skills=SKILLS, next=next_url)
+    # Each signup sends a mail: unbounded, the form would let anyone flood an address.
+    per_account, per_ip, window = _limits()
+    limit("signup-ip", request.remote_addr or "unknown", per_ip, window)
+    limit("signup-address", accounts.normalize_email(data["email"]), per_account, window)
     existing = accounts.find_by_email(data["email"])
     if existing is not None:
         # Same work, same page: only the owner of the address learns it was already in use.

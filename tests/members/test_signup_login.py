@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
 from gateway.db import db
 from gateway.members.models import Member
@@ -216,3 +217,17 @@ def test_home_page_points_people_somewhere(app, client):
 
     log_in(client, operator)
     assert 'href="/admin"' in client.get("/").get_data(as_text=True)
+
+
+def test_signup_is_rate_limited_per_address_and_per_ip(make_app):
+    app = make_app(LOGIN_RATE_LIMIT_PER_ACCOUNT=2, LOGIN_RATE_LIMIT_PER_IP=4)
+    client = app.test_client()
+    same_address = [_signup(client).status_code for _ in range(3)]
+    assert same_address == [200, 200, 429]
+    others = [_signup(client, email=f"n{i}@example.org").status_code for i in range(3)]
+    assert others == [200, 429, 429]  # the address's third try counted against the IP too
+    limited = _signup(client, email="late@example.org")
+    assert limited.status_code == 429
+    assert "Retry-After" in limited.headers
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Member)) == 2
