@@ -1,4 +1,7 @@
-"""``/members/me``: the member a token acts for, and their hours."""
+"""``/members/me`` and ``/members/{id}``: a member and their hours.
+
+A member's id is the ``sub`` of the ID token the website received at login.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from gateway.api.representations import member_document
 from gateway.auth.resource import require_oauth
 from gateway.db import db
 from gateway.ledger import services as ledger
+from gateway.ledger.errors import AccountNotFound
+from gateway.members.models import Member
 from schemas.ledger import MemberSchema
 
 
@@ -26,6 +31,30 @@ from schemas.ledger import MemberSchema
 def get_me() -> dict[str, Any]:
     """The token's member, with their account."""
     member = access.require_member()
+    account = ledger.account_for_member(member.id)
+    db.session.commit()  # the account may just have been created
+    return member_document(member, account)
+
+
+@bp.get("/members/<member_id>")
+@operation(
+    summary="A member and their balance, by id (the ID token's `sub`)",
+    description="The website's own token (client credentials of the first-party client) and "
+    "`admin` read any member; a member's token reads only its own member.",
+    tag="Members",
+    scopes=["hours:read"],
+    responses={
+        200: ("The member and their account.", MemberSchema),
+        404: ("No such member.", None),
+    },
+)
+@require_oauth(["hours:read", "admin"])
+def get_member(member_id: str) -> dict[str, Any]:
+    """One member, with their account."""
+    access.ensure_can_read_member(member_id)
+    member = db.session.get(Member, member_id)
+    if member is None or member.status == "erased":
+        raise AccountNotFound(member_id, f"There is no member {member_id}.")
     account = ledger.account_for_member(member.id)
     db.session.commit()  # the account may just have been created
     return member_document(member, account)

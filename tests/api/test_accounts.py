@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import token_headers, with_key
+from tests.api.conftest import make_client, token_headers, with_key
 from tests.factories import create_member
 
 
@@ -121,3 +121,47 @@ def test_members_me_needs_a_member_token(client, world):
     assert response.status_code == 403
     assert response.get_json()["code"] == "member_token_required"
     assert client.get("/api/v1/members/me").status_code == 401
+
+
+# -- a member by id (the ID token's sub) --------------------------------------------------------
+
+
+def test_website_token_reads_any_member_and_account_by_id(app, client, world):
+    with app.app_context():
+        website = make_client(f"site-{world.anna}")
+        headers = token_headers(website, "hours:read transactions:write")
+    member = client.get(f"/api/v1/members/{world.bruno}", headers=headers)
+    assert member.status_code == 200, member.get_json()
+    assert member.get_json()["account"]["id"] == world.bruno_account
+    account = client.get(f"/api/v1/accounts/{world.coop_account}", headers=headers)
+    assert account.status_code == 200
+    statement = client.get(f"/api/v1/accounts/{world.anna_account}/transactions", headers=headers)
+    assert statement.status_code == 200
+
+
+def test_member_token_reads_only_its_own_member_by_id(client, world):
+    own = client.get(f"/api/v1/members/{world.anna}", headers=world.anna_headers)
+    assert own.status_code == 200
+    assert own.get_json()["id"] == world.anna
+    other = client.get(f"/api/v1/members/{world.bruno}", headers=world.anna_headers)
+    assert other.status_code == 403
+    assert "insufficient_scope" in other.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("kind", ["third_party", "machine"])
+def test_other_clients_own_tokens_read_no_member(app, client, world, kind):
+    with app.app_context():
+        other = make_client(f"{kind}-{world.anna}", kind=kind)
+        headers = token_headers(other, "hours:read")
+    for path in (f"/api/v1/members/{world.anna}", f"/api/v1/accounts/{world.anna_account}"):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 403, path
+        # A machine client never holds hours:read: its kind refuses it before this rule does.
+        expected = "client_token_not_allowed" if kind == "third_party" else None
+        assert response.get_json().get("code") == expected
+
+
+def test_unknown_member_is_404_and_admin_reads_any(client, world):
+    assert client.get("/api/v1/members/nope", headers=world.admin_headers).status_code == 404
+    response = client.get(f"/api/v1/members/{world.anna}", headers=world.admin_headers)
+    assert response.status_code == 200
