@@ -73,30 +73,28 @@ def _own_account_id(member: Member) -> str | None:
     return account.id if account is not None else None
 
 
-def ensure_can_read_account(account: Account) -> None:
-    """``admin`` and the website's own token read any account; a member token its own."""
+def _ensure_can_read_member_hours(member_id: str | None, refusal: str) -> None:
+    """``admin`` and the website's own token read any member's hours; a member token its own."""
     if has_scope("admin"):
         return
     member = current_member()
     if member is None:
         # The website moves any member's hours; it shows them their balances too.
         _ensure_first_party_client()
-        return
-    if account.member_id == member.id:
-        return
-    raise _forbidden("This token may read only its member's own account.")
+    elif member.id != member_id:
+        raise _forbidden(refusal)
+
+
+def ensure_can_read_account(account: Account) -> None:
+    """Who may read an account (an organization's: ``admin`` and the website)."""
+    _ensure_can_read_member_hours(
+        account.member_id, "This token may read only its member's own account."
+    )
 
 
 def ensure_can_read_member(member_id: str) -> None:
-    """``admin`` and the website's own token read any member; a member token only itself."""
-    if has_scope("admin"):
-        return
-    member = current_member()
-    if member is None:
-        _ensure_first_party_client()
-        return
-    if member.id != member_id:
-        raise _forbidden("This token may read only its own member.")
+    """Who may read a member and their balance."""
+    _ensure_can_read_member_hours(member_id, "This token may read only its own member.")
 
 
 def ensure_can_read_transaction(txn: Transaction) -> None:
