@@ -185,3 +185,28 @@ def test_the_language_switch_is_remembered_and_saved_on_the_member(journey_world
     with world.app.app_context():
         assert db.session.scalar(select(Member.locale).where(Member.id == member.id)) == "en"
     page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["it", "en"])
+def test_logging_out_of_every_device_from_the_account_page(journey_world, chromium, visit, lang):
+    world, w = journey_world, WORDS[lang]
+    with world.app.app_context():
+        create_member(
+            email=f"eva-{lang}@example.org",
+            password=PASSWORD,
+            locale=lang,
+            email_verified_at=utcnow(),
+        )
+    phone = chromium.new_context(locale=lang).new_page()
+    _log_in(phone, world.gateway, f"eva-{lang}@example.org", w)
+    laptop = chromium.new_context(locale=lang).new_page()
+    _log_in(laptop, world.gateway, f"eva-{lang}@example.org", w)
+    visit(laptop, "account with two logins")
+    button = {"it": "Esci da tutti i dispositivi", "en": "Log out of every device"}[lang]
+    laptop.get_by_role("button", name=button).click()
+    laptop.wait_for_url(f"{world.gateway}/login")
+    assert laptop.get_by_role("status").is_visible()
+    phone.goto(f"{world.gateway}/account")
+    assert phone.url.startswith(f"{world.gateway}/login?")
+    phone.context.close()
+    laptop.context.close()
