@@ -50,7 +50,7 @@ def test_a_copied_cookie_opens_nothing_after_logout(gateway, chromium):
     stolen.goto(f"{base}/account")
     assert stolen.get_by_role("heading", name="Your account").is_visible()
 
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     page.wait_for_url(re.compile(r".*/login$"))
     stolen.goto(f"{base}/account")
     assert re.search(r"/login\?next=", stolen.url)
