@@ -192,15 +192,15 @@ def test_logging_out_of_every_device_from_the_account_page(journey_world, chromi
     world, w = journey_world, WORDS[lang]
     with world.app.app_context():
         create_member(
-            email=f"eva-{lang}@example.org",
+            email=f"leda-{lang}@example.org",
             password=PASSWORD,
             locale=lang,
             email_verified_at=utcnow(),
         )
     phone = chromium.new_context(locale=lang).new_page()
-    _log_in(phone, world.gateway, f"eva-{lang}@example.org", w)
+    _log_in(phone, world.gateway, f"leda-{lang}@example.org", w)
     laptop = chromium.new_context(locale=lang).new_page()
-    _log_in(laptop, world.gateway, f"eva-{lang}@example.org", w)
+    _log_in(laptop, world.gateway, f"leda-{lang}@example.org", w)
     visit(laptop, "account with two logins")
     button = {"it": "Esci da tutti i dispositivi", "en": "Log out of every device"}[lang]
     laptop.get_by_role("button", name=button).click()
