@@ -75,7 +75,7 @@ def _key_from_request() -> str:
             400,
             f"Every POST needs an {HEADER} header: a unique value (a UUID) per intended effect.",
             title="Idempotency-Key required",
-            type="idempotency_key_missing",
+            type="idempotency-key-missing",
             code="idempotency_key_missing",
         )
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
@@ -83,7 +83,7 @@ def _key_from_request() -> str:
             400,
             f"The {HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
             title="Invalid Idempotency-Key",
-            type="idempotency_key_invalid",
+            type="idempotency-key-invalid",
             code="idempotency_key_invalid",
         )
     return key
@@ -104,7 +104,7 @@ def _in_progress() -> Problem:
         409,
         "The first request with this Idempotency-Key is still being processed; retry shortly.",
         title="Request in progress",
-        type="idempotency_in_progress",
+        type="idempotency-in-progress",
         code="idempotency_in_progress",
         headers={"Retry-After": "1"},
     )
@@ -116,7 +116,7 @@ def _answer_existing(existing: Row[Any], print_: str) -> Response:
             422,
             "This Idempotency-Key was used for a different request; use a new key per request.",
             title="Idempotency key reused",
-            type="idempotency_mismatch",
+            type="idempotency-mismatch",
             code="idempotency_mismatch",
         )
     if existing.completed_at is None or existing.response_status is None:
