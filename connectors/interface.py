@@ -12,7 +12,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from connectors.http import TokenSource
 
 __all__ = [
     "AccountLinking",
@@ -36,13 +39,20 @@ TransferStatus = Literal["completed", "reversed"]
 
 @dataclass(frozen=True)
 class PlatformConfig:
-    """What a connector is built from: a platform's name, API base URL, secrets and options."""
+    """What a connector is built from: a platform's name, API base URL, secrets and options.
+
+    ``token_source`` is a bearer-token source the gateway built for the platform (JWTs it mints
+    from its own issuer, when the platform's ``token_source`` option asks for them), or None: a
+    connector then gets its tokens itself (client credentials) or needs none. It may be called
+    from any thread, with no application context.
+    """
 
     name: str
     base_url: str
     # Kept out of repr so that a config in a log line or traceback shows no secret.
     credentials: Mapping[str, Any] = field(default_factory=dict, repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)
+    token_source: TokenSource | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -174,6 +184,9 @@ class Connector(ABC):
     # or none to begin with): a member who connects again is given that account back, not a
     # second one.
     erase_keeps_account: ClassVar[bool] = False
+    # The scopes a token for this platform must carry, when the gateway mints it (the
+    # platform's ``scopes`` option overrides them).
+    token_scopes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config

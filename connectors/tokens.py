@@ -1,4 +1,4 @@
-"""Bearer tokens for connectors: OAuth 2 client credentials with a cache, or a provider callable.
+"""Bearer tokens for connectors: OAuth 2 client credentials with a cache.
 
 A ``ClientCredentialsTokenSource`` keeps its token until shortly before it expires, so a worker
 asks the token endpoint once per token lifetime, not once per request; ``invalidate`` (after a
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from connectors.errors import AuthError, PermanentError
 from connectors.http import HttpClient
 
-__all__ = ["CallableTokenSource", "ClientCredentialsTokenSource"]
+__all__ = ["ClientCredentialsTokenSource"]
 
 # Renew this long before expiry, so that a token never expires between check and use.
 EXPIRY_LEEWAY_SECONDS = 30.0
@@ -92,20 +92,3 @@ class ClientCredentialsTokenSource:
         self._renew_at = self._clock() + lifetime - leeway
         self.fetches += 1
         return token
-
-
-class CallableTokenSource:
-    """Tokens from a callable (the gateway minting its own JWTs); it does its own caching."""
-
-    def __init__(self, provider: Callable[[], str]) -> None:
-        self._provider = provider
-
-    def token(self) -> str:
-        """Ask the provider for a token."""
-        token = self._provider()
-        if not isinstance(token, str) or not token:
-            raise AuthError("the token provider gave no token", "bad_token")
-        return token
-
-    def invalidate(self) -> None:
-        """Nothing is cached here; the provider decides when to mint a new token."""

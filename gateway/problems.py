@@ -9,6 +9,7 @@ gateway's layout, in their language, with a way on (``wants_page`` decides).
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://gateway.milanoseilaltro.it/problems/"
+# A problem type is the last segment of its URI, in kebab case: "credit-limit-exceeded".
+TYPE_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def problem_type(code: str) -> str:
+    """The problem type for a machine code of ours or a protocol's (``invalid_token``)."""
+    return code.replace("_", "-").lower()
 
 
 class Problem(Exception):
@@ -46,6 +54,8 @@ class Problem(Exception):
         **extensions: Any,
     ) -> None:
         super().__init__(detail or title or HTTPStatus(status).phrase)
+        if type is not None and not TYPE_SLUG.fullmatch(type):
+            raise ValueError(f"problem type {type!r} is not kebab case; see problem_type()")
         self.status = status
         self.title = title or HTTPStatus(status).phrase
         self.detail = detail

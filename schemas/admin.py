@@ -1,12 +1,21 @@
-"""Query arguments and bodies of the admin API."""
+"""Query arguments and bodies of the admin API.
+
+The outbox's kinds and states and the inbox's states are the stored rows' words: the gateway's
+models own them and hand them in (``OutboxQuery(states=..., kinds=...)``), so that these schemas
+import nothing from ``gateway`` and never drift from the database's check constraints.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from gateway.sync.models import OUTBOX_KINDS, OUTBOX_STATES
 
-INBOX_STATES = ("received", "processed", "parked", "ignored", "failed")
+def _accept_only(schema: Schema, name: str, choices: Sequence[str]) -> None:
+    field = schema.fields[name]  # the schema's own copy of the declared field
+    field.validators = [*field.validators, validate.OneOf(tuple(choices))]
 
 
 class _Query(Schema):
@@ -18,18 +27,27 @@ class _Query(Schema):
 
 
 class OutboxQuery(_Query):
-    """Filters of the outbox list."""
+    """Filters of the outbox list: ``states`` and ``kinds`` are the outbox's own."""
 
-    state = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_STATES))
-    kind = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_KINDS))
+    state = fields.String(load_default=None)
+    kind = fields.String(load_default=None)
     platform = fields.String(load_default=None)
+
+    def __init__(self, *, states: Sequence[str], kinds: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _accept_only(self, "state", states)
+        _accept_only(self, "kind", kinds)
 
 
 class CallbackQuery(_Query):
-    """Filters of the callback list (parked by default)."""
+    """Filters of the callback list (parked by default): ``states`` are the inbox's own."""
 
-    state = fields.String(load_default="parked", validate=validate.OneOf(INBOX_STATES))
+    state = fields.String(load_default="parked")
     platform = fields.String(load_default=None)
+
+    def __init__(self, *, states: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _accept_only(self, "state", states)
 
 
 class AuditQuery(_Query):

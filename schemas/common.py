@@ -16,7 +16,7 @@ class ProblemSchema(Schema):
         required=True,
         metadata={
             "description": "A URI naming the kind of problem (about:blank when generic).",
-            "example": "https://gateway.milanoseilaltro.it/problems/credit_limit_exceeded",
+            "example": "https://gateway.milanoseilaltro.it/problems/credit-limit-exceeded",
         },
     )
     title = fields.String(required=True, metadata={"example": "Credit limit exceeded"})

@@ -1,22 +1,21 @@
 """The Komunitin accounting API's operations used by the connector, over the shared HTTP client.
 
-Bearer tokens carry the scope ``komunitin_accounting``. They come from a ``token_provider``
-option (the gateway minting JWTs from its own issuer) or, failing that, from client credentials
-against ``token_url``. Request bodies go as ``application/json``, the type the published contract
-declares for every request (the service accepts it and ``application/vnd.api+json`` alike);
-answers are JSON:API (``application/vnd.api+json``).
+Bearer tokens carry the scope ``komunitin_accounting``. They come from the token source the
+gateway hands in (``PlatformConfig.token_source``: JWTs minted from its own issuer) or, failing
+that, from client credentials against ``token_url``. Request bodies go as ``application/json``,
+the type the published contract declares for every request (the service accepts it and
+``application/vnd.api+json`` alike); answers are JSON:API (``application/vnd.api+json``).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 from connectors.errors import PermanentError
 from connectors.http import HttpClient, TokenSource, segment, timeout_from_options
 from connectors.interface import PlatformConfig
-from connectors.tokens import CallableTokenSource, ClientCredentialsTokenSource
+from connectors.tokens import ClientCredentialsTokenSource
 
 __all__ = ["SCOPE", "KomunitinClient", "token_source_for"]
 
@@ -24,35 +23,16 @@ SCOPE = "komunitin_accounting"
 JSON_API = "application/vnd.api+json"
 
 
-def _resolve_provider(value: Any) -> Callable[[PlatformConfig], str]:
-    if callable(value):
-        return cast(Callable[[PlatformConfig], str], value)
-    if isinstance(value, str) and ":" in value:
-        module_name, _, attribute = value.partition(":")
-        try:
-            provider = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise PermanentError(
-                f"token_provider {value!r} cannot be loaded", "misconfigured"
-            ) from exc
-        if callable(provider):
-            return cast(Callable[[PlatformConfig], str], provider)
-    raise PermanentError(
-        "token_provider must be a callable or 'module:function' taking the PlatformConfig",
-        "misconfigured",
-    )
-
-
 def token_source_for(config: PlatformConfig, plain: HttpClient) -> TokenSource:
-    """The token source a configuration asks for: a provider, or client credentials."""
-    provider = config.options.get("token_provider")
-    if provider is not None:
-        resolved = _resolve_provider(provider)
-        return CallableTokenSource(lambda: resolved(config))
+    """The gateway's token source when it built one, else client credentials at ``token_url``."""
+    if config.token_source is not None:
+        return config.token_source
     token_url = config.options.get("token_url")
     if not token_url:
         raise PermanentError(
-            "Komunitin needs a token_provider or a token_url option", "misconfigured"
+            "Komunitin needs tokens: the option token_source=gateway (JWTs the gateway mints) "
+            "or token_url (client credentials)",
+            "misconfigured",
         )
     scopes = tuple(config.options.get("scopes") or (SCOPE,))
     return ClientCredentialsTokenSource(

@@ -42,7 +42,7 @@ from connectors.interface import (
     TransferPage,
 )
 from connectors.komunitin import schemas
-from connectors.komunitin.client import KomunitinClient
+from connectors.komunitin.client import SCOPE, KomunitinClient
 from connectors.komunitin.units import CurrencyUnits
 
 __all__ = ["KOMUNITIN_NAMESPACE", "KomunitinConnector", "client_id_for"]
@@ -83,14 +83,14 @@ def _already_exists(error: ConnectorError) -> bool:
 class KomunitinConnector(Connector):
     """A Komunitin currency through the accounting API (JSON:API, JWT bearer tokens).
 
-    Options: ``currency`` (its code, required), ``token_provider`` (a callable or
-    'module:function' taking the PlatformConfig and returning a JWT) or ``token_url`` (client
-    credentials from ``credentials``), ``scopes``, ``currency_ttl``, ``connect_timeout``,
-    ``read_timeout``.
+    Options: ``currency`` (its code, required); ``token_source=gateway`` (the gateway hands in
+    JWTs it mints) or ``token_url`` (client credentials from ``credentials``); ``scopes``,
+    ``currency_ttl``, ``connect_timeout``, ``read_timeout``.
     """
 
     key = "komunitin"
     erase_keeps_account = True  # erase_member is a no-op: see the module's docstring
+    token_scopes = (SCOPE,)
 
     def __init__(self, config: PlatformConfig) -> None:
         super().__init__(config)

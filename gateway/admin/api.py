@@ -9,13 +9,12 @@ from marshmallow import Schema, ValidationError
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, api_admin
+from gateway.admin.filters import callback_query, outbox_query
 from gateway.problems import Problem, ValidationProblem
 from schemas.admin import (
     ActivityQuery,
     AuditQuery,
-    CallbackQuery,
     MemberQuery,
-    OutboxQuery,
     SkipBody,
 )
 
@@ -68,7 +67,7 @@ def reconcile(name: str) -> tuple[Response, int]:
 @api_admin
 def outbox() -> Response:
     """Outbound items, filterable by state, platform and kind."""
-    args = _load(OutboxQuery(), request.args)
+    args = _load(outbox_query(), request.args)
     return _listing(
         *queries.outbox_page(
             args["state"], args["platform"], args["kind"], args["cursor"], args["limit"]
@@ -107,7 +106,7 @@ def skip(item_id: str) -> Response:
 @api_admin
 def callbacks() -> Response:
     """Callback events; parked ones by default."""
-    args = _load(CallbackQuery(), request.args)
+    args = _load(callback_query(), request.args)
     return _listing(
         *queries.callbacks_page(args["state"], args["platform"], args["cursor"], args["limit"])
     )

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, page_admin
 from gateway.admin.chart import activity_svg
+from gateway.admin.filters import callback_query, outbox_query
 from gateway.i18n import gettext
 from gateway.members.blueprint import safe_next
 from gateway.problems import Problem
-from schemas.admin import AuditQuery, CallbackQuery, OutboxQuery, SkipBody
+from schemas.admin import AuditQuery, SkipBody
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
 
 
-def _args(schema: type, data: object) -> dict:
+def _args(schema: Callable[[], Schema], data: object) -> dict:
     try:
         return schema().load(data)
     except ValidationError as error:
@@ -58,7 +61,7 @@ def overview() -> Response:
 @page_admin
 def outbox() -> Response:
     """Outbound items, filtered and paginated."""
-    args = _args(OutboxQuery, request.args)
+    args = _args(outbox_query, request.args)
     items, next_cursor = queries.outbox_page(
         args["state"], args["platform"], args["kind"], args["cursor"], args["limit"]
     )
@@ -114,7 +117,7 @@ def reconcile(name: str) -> Response:
 @page_admin
 def callbacks() -> Response:
     """Callback events, parked ones first."""
-    args = _args(CallbackQuery, request.args)
+    args = _args(callback_query, request.args)
     items, next_cursor = queries.callbacks_page(
         args["state"], args["platform"], args["cursor"], args["limit"]
     )

@@ -17,7 +17,7 @@ from gateway.auth.resource import bearer_challenge, current_member, current_toke
 from gateway.ledger import services as ledger
 from gateway.ledger.models import Account, Transaction
 from gateway.members.models import Member
-from gateway.problems import Problem
+from gateway.problems import Problem, problem_type
 
 
 def has_scope(scope: str) -> bool:
@@ -35,7 +35,7 @@ def _refusal(code: str, title: str, detail: str) -> Problem:
         403,
         detail,
         title=title,
-        type=code,
+        type=problem_type(code),
         code=code,
         headers={"WWW-Authenticate": bearer_challenge("insufficient_scope", detail)},
     )

@@ -19,7 +19,7 @@ from gateway.ledger.errors import (
     TransactionNotFound,
     UnbalancedTransaction,
 )
-from gateway.problems import Problem, ValidationProblem
+from gateway.problems import Problem, ValidationProblem, problem_type
 
 # Error class -> (status, title). Checked in order: subclasses before their bases.
 LEDGER_STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
@@ -57,7 +57,7 @@ def ledger_problem(exc: LedgerError) -> Problem:
         extensions["transaction_id"] = exc.transaction_id
     elif isinstance(exc, AccountNotFound):
         extensions["account_id"] = exc.account_id
-    return Problem(status, str(exc), title=title, type=exc.code, **extensions)
+    return Problem(status, str(exc), title=title, type=problem_type(exc.code), **extensions)
 
 
 def problem_for(exc: BaseException) -> Problem | None:

@@ -13,8 +13,7 @@ ever posts, with one commit per request; a replay costs a run that is rolled bac
 Views under ``@idempotent`` do not commit and have no effect outside the database before the
 commit. Client errors (4xx) are stored and replayed like successes; a server error (5xx) rolls
 back and stores nothing, so the client may retry with the key. An expired row names nothing: it
-is replaced. A row still without a response (written by versions that stored the key first)
-answers 409 ``idempotency_in_progress`` with Retry-After.
+is replaced.
 """
 
 from __future__ import annotations
@@ -75,7 +74,7 @@ def _key_from_request() -> str:
             400,
             f"Every POST needs an {HEADER} header: a unique value (a UUID) per intended effect.",
             title="Idempotency-Key required",
-            type="idempotency_key_missing",
+            type="idempotency-key-missing",
             code="idempotency_key_missing",
         )
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
@@ -83,7 +82,7 @@ def _key_from_request() -> str:
             400,
             f"The {HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
             title="Invalid Idempotency-Key",
-            type="idempotency_key_invalid",
+            type="idempotency-key-invalid",
             code="idempotency_key_invalid",
         )
     return key
@@ -99,28 +98,15 @@ def _expired(row: Row[Any]) -> bool:
     return row.created_at <= utcnow() - KEY_LIFETIME
 
 
-def _in_progress() -> Problem:
-    return Problem(
-        409,
-        "The first request with this Idempotency-Key is still being processed; retry shortly.",
-        title="Request in progress",
-        type="idempotency_in_progress",
-        code="idempotency_in_progress",
-        headers={"Retry-After": "1"},
-    )
-
-
 def _answer_existing(existing: Row[Any], print_: str) -> Response:
     if existing.fingerprint != print_:
         raise Problem(
             422,
             "This Idempotency-Key was used for a different request; use a new key per request.",
             title="Idempotency key reused",
-            type="idempotency_mismatch",
+            type="idempotency-mismatch",
             code="idempotency_mismatch",
         )
-    if existing.completed_at is None or existing.response_status is None:
-        raise _in_progress()
     response = current_app.response_class(
         existing.response_body or "", status=existing.response_status
     )

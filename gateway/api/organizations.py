@@ -83,7 +83,7 @@ def get_organization(organization_id: str) -> dict[str, Any]:
             404,
             f"There is no organization {organization_id}.",
             title="Organization not found",
-            type="organization_not_found",
+            type="organization-not-found",
             code="organization_not_found",
         )
     return organization_document(organization)

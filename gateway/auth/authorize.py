@@ -41,7 +41,7 @@ from gateway.federation.models import Consent, Platform
 from gateway.i18n import gettext, remember_ui_locales
 from gateway.members.models import Member
 from gateway.members.site import remember_site
-from gateway.problems import Problem
+from gateway.problems import Problem, problem_type
 
 bp = Blueprint("oidc_pages", __name__)
 
@@ -67,7 +67,7 @@ def _error(error: OAuth2Error) -> BaseResponse:
         400,
         gettext("oidc.bad_request.detail", reason=error.description or error.error),
         title=gettext("oidc.bad_request.title"),
-        type=error.error,
+        type=problem_type(error.error),
     )
 
 

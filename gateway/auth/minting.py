@@ -1,25 +1,34 @@
 """JWTs the gateway mints from its own issuer for platforms that accept them (Komunitin's
 accounting API wants a bearer JWT with scope ``komunitin_accounting``).
 
-Configure a platform with ``--option token_provider=gateway.auth.minting:komunitin_token``;
-the platform verifies the token against the gateway's JWKS.
+A platform asks for them with ``--option token_source=gateway``. Building its connector, the
+gateway hands in a ``MintedTokenSource`` (``PlatformConfig.token_source``); connectors call it
+from the drain's and the reconciliation's pool threads, which have no application context. The
+platform verifies the tokens against the gateway's JWKS.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app, has_app_context
 from joserfc import jwt
 
-from connectors.interface import PlatformConfig
+from connectors.errors import PermanentError
 from gateway.auth import keys
 
+__all__ = ["MINTED", "TOKEN_SOURCE_OPTION", "MintedTokenSource", "mint", "token_source_for"]
+
 LIFETIME_SECONDS = 300
-# Minted tokens are reused until shortly before they expire: one signature per few minutes.
-_cache: dict[tuple[str, str, str], tuple[str, float]] = {}
+# A token is renewed this long before it expires, so none expires between check and use.
+RENEW_BEFORE_SECONDS = 60
+# The platform option naming the kind of token source the gateway builds, and its one kind.
+TOKEN_SOURCE_OPTION = "token_source"  # noqa: S105 - an option's name, not a secret
+MINTED = "gateway"
 
 
 def mint(
@@ -41,13 +50,67 @@ def mint(
     return jwt.encode({"alg": keys.ALGORITHM, "kid": key.kid, "typ": "JWT"}, claims, key)
 
 
-def komunitin_token(config: PlatformConfig) -> str:
-    """The bearer token for a Komunitin platform (``token_provider`` option)."""
-    # Keyed on the signing key too: a rotation (or another database) never reuses a token.
-    cache_key = (current_app.config["GATEWAY_BASE_URL"], config.base_url, keys.signing_key().kid)
-    cached = _cache.get(cache_key)
-    if cached and cached[1] - time.time() > 60:
-        return cached[0]
-    token = mint(config.base_url, "komunitin_accounting")
-    _cache[cache_key] = (token, time.time() + LIFETIME_SECONDS)
-    return token
+class MintedTokenSource:
+    """JWTs for one platform (``audience``), minted in ``app``, from any thread.
+
+    A token is reused until shortly before it expires: one signature per few minutes, not per
+    request. ``invalidate`` (the platform refused the token) makes the next call mint another.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        audience: str,
+        scope: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._app = app
+        self._audience = audience
+        self._scope = scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self.minted = 0  # how many tokens were signed: lets tests see the cache
+
+    def token(self) -> str:
+        """The current token, or a new one when it is about to expire."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._renew_at:
+                self._token = self._mint()
+                self._renew_at = self._clock() + LIFETIME_SECONDS - RENEW_BEFORE_SECONDS
+                self.minted += 1
+            return self._token
+
+    def invalidate(self) -> None:
+        """Drop the current token (the platform refused it)."""
+        with self._lock:
+            self._token = None
+
+    def _mint(self) -> str:
+        # A job's own thread already runs in this app's context: mint there. A pool thread has
+        # none and gets its own; pushing one inside a caller's would end the caller's database
+        # session when it is torn down.
+        if has_app_context() and current_app._get_current_object() is self._app:
+            return mint(self._audience, self._scope)
+        with self._app.app_context():
+            return mint(self._audience, self._scope)
+
+
+def token_source_for(
+    options: Mapping[str, Any], audience: str, scopes: Sequence[str]
+) -> MintedTokenSource | None:
+    """The token source a platform's options ask of the gateway; None if they ask for none.
+
+    Called in the application context that builds the connector, whose app the source keeps.
+    """
+    kind = options.get(TOKEN_SOURCE_OPTION)
+    if kind is None:
+        return None
+    if kind != MINTED:
+        raise PermanentError(
+            f"{TOKEN_SOURCE_OPTION}={kind!r} is unknown: the gateway builds only {MINTED!r}",
+            "misconfigured",
+        )
+    return MintedTokenSource(current_app._get_current_object(), audience, " ".join(scopes))

@@ -82,7 +82,7 @@ class _ProblemResourceProtector(ResourceProtector):
                 401,
                 "This request needs a bearer token.",
                 title="Unauthorized",
-                type="missing_token",
+                type="missing-token",
                 headers={"WWW-Authenticate": bearer_challenge()},
             )
         if isinstance(error, _ScopeError):
@@ -93,7 +93,7 @@ class _ProblemResourceProtector(ResourceProtector):
                 403,
                 detail,
                 title="Insufficient scope",
-                type="insufficient_scope",
+                type="insufficient-scope",
                 headers={
                     "WWW-Authenticate": bearer_challenge("insufficient_scope", detail, needed)
                 },
@@ -105,7 +105,7 @@ class _ProblemResourceProtector(ResourceProtector):
             401,
             detail,
             title="Unauthorized",
-            type="invalid_token",
+            type="invalid-token",
             headers={"WWW-Authenticate": bearer_challenge("invalid_token", detail)},
         )
 

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
+from gateway.auth.minting import MINTED, TOKEN_SOURCE_OPTION
 from gateway.callbacks.signature import secret_key
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform, WebhookSecret
@@ -170,6 +171,9 @@ def add_platform(
         raise PlatformError(f"No connector {connector!r}; available: {known}.") from None
     if not base_url.startswith(("http://", "https://")):
         raise PlatformError("The base URL must start with http:// or https://.")
+    kind = (options or {}).get(TOKEN_SOURCE_OPTION)
+    if kind not in (None, MINTED):
+        raise PlatformError(f"The option {TOKEN_SOURCE_OPTION} is {MINTED!r} or absent.")
     platform = Platform(
         name=name,
         display_name=display_name or name,

@@ -120,6 +120,6 @@ def limit(name: str, subject: str, allowed: int, window: int) -> None:
             429,
             gettext("members.ratelimited.detail", minutes=minutes),
             title=gettext("members.ratelimited.title"),
-            type="rate_limited",
+            type="rate-limited",
             headers={"Retry-After": str(result.retry_after)},
         )

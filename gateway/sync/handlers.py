@@ -21,6 +21,7 @@ from gateway.db import db
 from gateway.federation.models import Platform, PlatformLink
 from gateway.members.models import Member
 from gateway.sync.models import OutboxItem
+from gateway.sync.references import transfer_reference
 from gateway.sync.remote import ConflictError, PermanentError, RetryableError, connector_for
 
 
@@ -207,7 +208,7 @@ def _push(item: OutboxItem, platform: Platform, links: Links) -> Call:
         payee_wallet_id=_wallet(payload.get("payee_member_id"), platform, links, "payee"),
         minutes=int(payload["minutes"]),
         description=payload.get("description", ""),
-        external_reference=f"gw-txn-{item.transaction_id}",
+        external_reference=transfer_reference(str(item.transaction_id)),
         occurred_at=datetime.fromisoformat(occurred) if occurred else None,
     )
     connector = connector_for(platform)

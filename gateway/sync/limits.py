@@ -17,7 +17,7 @@ import redis
 PREFIX = "gateway:slots:"
 SLOT_LEASE_SECONDS = 30
 # The set's own expiry only collects an idle platform's key: holders expire by their scores. It
-# is never set below what any holder's lease needs (single deliveries hold theirs for minutes).
+# is never set below what any holder's lease needs.
 KEY_TTL_SECONDS = 3600
 
 _ACQUIRE_MANY = """
@@ -102,12 +102,3 @@ def platform_slots(
     finally:
         if slots.members:
             connection.zrem(key, *slots.members)
-
-
-@contextmanager
-def platform_slot(
-    connection: redis.Redis, platform_id: str, holder: str, limit: int, lease_seconds: int = 180
-) -> Iterator[bool]:
-    """Yield True holding one of ``limit`` slots of the platform, or False when all are taken."""
-    with platform_slots(connection, platform_id, holder, 1, limit, lease_seconds) as slots:
-        yield slots.count == 1

@@ -26,12 +26,12 @@ from gateway.sync.models import (
     RemoteBalance,
     SyncCursor,
 )
+from gateway.sync.references import transaction_of
 from gateway.sync.remote import ConnectorError, connector_for
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
-OUR_REFERENCE = "gw-txn-"
 Progress = Callable[[str, int], None]
 
 
@@ -71,9 +71,9 @@ def import_missing(
     ours_seen: dict[str, str] = {}
     for transfer, page_cursor in _transfers(connector, state.transfers_cursor):
         run.transfers_seen += 1
-        reference = transfer.external_reference or ""
-        if reference.startswith(OUR_REFERENCE):
-            ours_seen[reference.removeprefix(OUR_REFERENCE)] = transfer.id
+        ours = transaction_of(transfer.external_reference)
+        if ours is not None:
+            ours_seen[ours] = transfer.id
         elif apply_remote_transfer(platform, transfer, source="reconcile") == "imported":
             run.imported += 1
         last_cursor = page_cursor

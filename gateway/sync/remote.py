@@ -7,10 +7,12 @@ sessions survive between jobs; changing a platform (credentials, URL) builds a n
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from connectors.errors import ConflictError, ConnectorError, PermanentError, RetryableError
 from connectors.interface import Connector, PlatformConfig
 from connectors.registry import get_connector_class
+from gateway.auth.minting import token_source_for
 from gateway.federation.models import Platform
 
 __all__ = [
@@ -26,13 +28,16 @@ _cache: dict[tuple[str, str], Connector] = {}
 _lock = threading.Lock()
 
 
-def platform_config(platform: Platform) -> PlatformConfig:
-    """The plain configuration a connector is built from."""
+def platform_config(platform: Platform, token_scopes: Sequence[str] = ()) -> PlatformConfig:
+    """The configuration a connector is built from, with the token source the gateway builds."""
+    options = dict(platform.options or {})
+    scopes = tuple(options.get("scopes") or token_scopes)
     return PlatformConfig(
         name=platform.name,
         base_url=platform.base_url,
         credentials=platform.credentials,
-        options=dict(platform.options or {}),
+        options=options,
+        token_source=token_source_for(options, platform.base_url, scopes),
     )
 
 
@@ -44,6 +49,7 @@ def connector_for(platform: Platform) -> Connector:
         if connector is None:
             for stale in [k for k in _cache if k[0] == platform.id]:
                 del _cache[stale]
-            connector = get_connector_class(platform.connector)(platform_config(platform))
+            connector_class = get_connector_class(platform.connector)
+            connector = connector_class(platform_config(platform, connector_class.token_scopes))
             _cache[key] = connector
         return connector

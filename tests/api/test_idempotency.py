@@ -156,33 +156,6 @@ def test_a_replay_gets_its_answer_even_when_running_it_again_fails(app, client, 
     assert _transactions(app) == 1
 
 
-def test_key_still_running_answers_409_with_retry_after(app, client, world):
-    body = json.dumps(_desk(world)).encode()
-    with app.app_context():
-        db.session.add(
-            IdempotencyKey(
-                client_id=f"website-{world.anna}",
-                key="k-running",
-                fingerprint=fingerprint(
-                    "POST", "/api/v1/transactions", f"website-{world.anna}/{world.anna}", body
-                ),
-                method="POST",
-                path="/api/v1/transactions",
-            )
-        )
-        db.session.commit()
-    response = client.post(
-        "/api/v1/transactions",
-        data=body,
-        content_type="application/json",
-        headers=with_key(world.anna_headers, "k-running"),
-    )
-    assert response.status_code == 409
-    assert response.get_json()["code"] == "idempotency_in_progress"
-    assert response.headers["Retry-After"] == "1"
-    assert _transactions(app) == 0
-
-
 def test_expired_keys_name_nothing_and_are_purged(app, client, world):
     headers = with_key(world.anna_headers, "k-old")
     client.post("/api/v1/transactions", json=_desk(world, 10), headers=headers)

@@ -98,7 +98,7 @@ def test_posting_past_the_credit_limit_is_refused_with_the_facts(app, client, wo
     assert response.status_code == 422
     problem = response.get_json()
     assert problem["code"] == "credit_limit_exceeded"
-    assert problem["type"].endswith("/credit_limit_exceeded")
+    assert problem["type"].endswith("/credit-limit-exceeded")
     assert (
         problem["account_id"],
         problem["balance_minutes"],

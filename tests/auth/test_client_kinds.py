@@ -249,7 +249,7 @@ def test_legacy_token_of_a_machine_client_cannot_post(app, client, members):
         token = issue_token(machine.client_id, "transactions:write")
     response = _post(client, token, anna.id, bruno.id)
     assert response.status_code == 403
-    assert response.json["type"].endswith("insufficient_scope")
+    assert response.json["type"].endswith("/insufficient-scope")
 
 
 def test_client_token_of_a_third_party_cannot_post_or_reverse(app, client, members):

@@ -47,7 +47,7 @@ def test_missing_token_is_401_problem_with_a_bare_challenge(protected, authoriza
 def test_unknown_token_is_401_with_invalid_token(protected):
     response = protected.get("/api/v1/_probe", headers={"Authorization": "Bearer nope"})
     assert response.status_code == 401
-    assert response.get_json()["type"].endswith("invalid_token")
+    assert response.get_json()["type"].endswith("/invalid-token")
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.startswith('Bearer realm="gateway", error="invalid_token"')
     assert "error_description=" in challenge
@@ -59,7 +59,7 @@ def test_wrong_scope_is_403_naming_the_scope_needed(app, protected):
     response = protected.get("/api/v1/_probe", headers=headers)
     assert response.status_code == 403
     body = response.get_json()
-    assert body["type"].endswith("insufficient_scope")
+    assert body["type"].endswith("/insufficient-scope")
     assert body["scope"] == "hours:read"
     assert "hours:read" in body["detail"]
     challenge = response.headers["WWW-Authenticate"]

@@ -84,10 +84,31 @@ def tr(mock: responses.RequestsMock) -> Iterator[MockedPlatform]:
     connector.close()
 
 
-def komunitin_config(**options: Any) -> PlatformConfig:
-    """A Komunitin platform configuration for currency TEST with a token provider."""
-    merged = {"currency": "TEST", "token_provider": lambda config: KOMUNITIN_JWT, **options}
-    return PlatformConfig(name="komunitin", base_url=KOMUNITIN_BASE, options=merged)
+class HandedTokens:
+    """A token source as the gateway hands one in: the next token after each ``invalidate``."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = list(tokens)
+        self.invalidated = 0
+
+    def token(self) -> str:
+        return self.tokens[min(self.invalidated, len(self.tokens) - 1)]
+
+    def invalidate(self) -> None:
+        self.invalidated += 1
+
+
+def komunitin_config(
+    tokens: Any = None, credentials: dict[str, Any] | None = None, **options: Any
+) -> PlatformConfig:
+    """A Komunitin configuration for currency TEST, with a token source handed in."""
+    return PlatformConfig(
+        name="komunitin",
+        base_url=KOMUNITIN_BASE,
+        credentials=credentials or {},
+        options={"currency": "TEST", **options},
+        token_source=HandedTokens(KOMUNITIN_JWT) if tokens is None else tokens or None,
+    )
 
 
 def currency_doc(scale: int = 2, n: int = 1, d: int = 1, code: str = "TEST") -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tests.connectors.conftest import (
     JSON_API,
     KOMUNITIN_BASE,
     KOMUNITIN_JWT,
+    HandedTokens,
     currency_doc,
     komunitin_config,
 )
@@ -584,17 +585,13 @@ def test_malformed_events_are_permanent(komunitin, body):
 # Configuration and tokens
 
 
-def test_client_credentials_when_no_provider(mock):
+def test_client_credentials_when_no_token_source_is_handed_in(mock):
     token_url = "https://auth.komunitin.test/oauth2/token"
     mock.post(token_url, json={"access_token": "cc-jwt", "token_type": "Bearer", "expires_in": 600})
     mock.get(CURRENCY, json=currency_doc(), content_type=JSON_API)
     mock.get(f"{ACCOUNTS}/acc-1", json=account_doc(balance=100), content_type=JSON_API)
-    config = komunitin_config(token_provider=None, token_url=token_url)
-    config = type(config)(
-        config.name,
-        config.base_url,
-        {"client_id": "gw", "client_secret": "sec"},
-        {k: v for k, v in config.options.items() if k != "token_provider"},
+    config = komunitin_config(
+        tokens=False, credentials={"client_id": "gw", "client_secret": "sec"}, token_url=token_url
     )
     assert KomunitinConnector(config).get_balance("acc-1").minutes == 60
     token_request = mock.calls[0].request
@@ -603,47 +600,37 @@ def test_client_credentials_when_no_provider(mock):
     ContractCheck(komunitin_api(KOMUNITIN_BASE)).check_calls(mock.calls[1:])
 
 
-def provider(config):
-    return f"jwt-for-{config.name}"
-
-
-def test_a_provider_named_by_its_path(mock):
+def test_a_handed_in_token_source_wins_over_client_credentials(mock):
     mock.get(CURRENCY, json=currency_doc())
     mock.get(f"{ACCOUNTS}/acc-1", json=account_doc(balance=100))
     connector = KomunitinConnector(
-        komunitin_config(token_provider="tests.connectors.test_komunitin:provider")
+        komunitin_config(tokens=HandedTokens("minted"), token_url="https://auth.test/token")
     )
     connector.get_balance("acc-1")
-    assert mock.calls[0].request.headers["Authorization"] == "Bearer jwt-for-komunitin"
+    assert [c.request.headers["Authorization"] for c in mock.calls] == ["Bearer minted"] * 2
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("tokens", "options"),
     [
-        {"currency": ""},
-        {"token_provider": None},
-        {"token_provider": "tests.connectors.test_komunitin:nothing_here"},
-        {"token_provider": 42},
-        {"read_timeout": 0},
+        (None, {"currency": ""}),
+        (False, {}),  # neither a token source nor a token_url
+        (False, {"token_provider": "gateway.auth.minting:komunitin_token"}),  # no dotted paths
+        (None, {"read_timeout": 0}),
     ],
 )
-def test_misconfiguration_is_a_permanent_error(options):
-    config = komunitin_config(**options)
-    if options.get("token_provider", "keep") is None:
-        config = type(config)(config.name, config.base_url, {}, {"currency": "TEST"})
+def test_misconfiguration_is_a_permanent_error(tokens, options):
     with pytest.raises(PermanentError) as caught:
-        KomunitinConnector(config)
+        KomunitinConnector(komunitin_config(tokens=tokens, **options))
     assert caught.value.code == "misconfigured"
 
 
 def test_a_refused_token_is_asked_for_again_once(mock):
-    tokens = iter(["old", "new"])
     mock.get(CURRENCY, status=401)
     mock.get(CURRENCY, json=currency_doc())
     mock.get(f"{ACCOUNTS}/acc-1", status=401)
-    connector = KomunitinConnector(
-        komunitin_config(token_provider=lambda config: next(tokens, "new"))
-    )
+    tokens = HandedTokens("old", "new")
+    connector = KomunitinConnector(komunitin_config(tokens=tokens))
     with pytest.raises(AuthError):
         connector.get_balance("acc-1")
     sent = [c.request.headers["Authorization"] for c in mock.calls]

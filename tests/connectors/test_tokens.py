@@ -6,7 +6,7 @@ import pytest
 
 from connectors.errors import AuthError, RetryableError
 from connectors.http import HttpClient
-from connectors.tokens import CallableTokenSource, ClientCredentialsTokenSource
+from connectors.tokens import ClientCredentialsTokenSource
 
 TOKEN_URL = "https://auth.test/oauth/token"
 
@@ -122,12 +122,3 @@ def test_a_useless_token_answer_is_an_auth_error(mock, body):
 def test_credentials_are_required():
     with pytest.raises(Exception, match="client_id and client_secret"):
         ClientCredentialsTokenSource(HttpClient("https://auth.test"), TOKEN_URL, "cid", "")
-
-
-def test_callable_source_asks_its_provider_each_time():
-    tokens = iter(["a", "b"])
-    source = CallableTokenSource(lambda: next(tokens))
-    assert [source.token(), source.token()] == ["a", "b"]
-    source.invalidate()  # nothing cached: a no-op
-    with pytest.raises(AuthError):
-        CallableTokenSource(lambda: "").token()

@@ -26,16 +26,11 @@ from gateway.jobs import make_worker
 from gateway.sync.models import OutboxItem
 from gateway.sync.remote import connector_for
 from tests.auth.oidc_helpers import log_in
-from tests.connectors.conftest import JSON_API, KOMUNITIN_BASE, KOMUNITIN_JWT, currency_doc
+from tests.connectors.conftest import JSON_API, KOMUNITIN_BASE, currency_doc
 from tests.connectors.test_komunitin import ACCOUNTS, account_doc
 from tests.factories import create_member
 from tests.members.helpers import csrf
 from tests.sandbox.conftest import CLIENT_ID, CLIENT_SECRET, RunningSandbox, start_sandbox
-
-
-def komunitin_token(_config: object) -> str:
-    """The token provider the Komunitin platform below names (options hold no callables)."""
-    return KOMUNITIN_JWT
 
 
 @pytest.fixture
@@ -198,10 +193,7 @@ def komunitin(app) -> Iterator[tuple[Platform, responses.RequestsMock]]:
                 "komunitin",
                 "komunitin",
                 KOMUNITIN_BASE,
-                options={
-                    "currency": "TEST",
-                    "token_provider": f"{__name__}:komunitin_token",
-                },
+                options={"currency": "TEST", "token_source": "gateway"},
             )
             db.session.commit()
         yield row, mock

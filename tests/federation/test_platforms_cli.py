@@ -73,3 +73,22 @@ def test_bad_input_is_one_line_and_exit_2(app, app_config):
     assert bad_secret.exit_code == 2
     assert "whsec_" in bad_secret.output
     assert _run(app_config, "platforms", "show", "missing").exit_code == 2
+
+
+def test_a_komunitin_platform_asks_the_gateway_for_its_tokens(app, app_config):
+    added = _run(
+        app_config,
+        *("platforms", "add", "kom", "--connector", "komunitin"),
+        *("--base-url", "https://accounting.komunitin.test"),
+        *("--option", "currency=TEST", "--option", "token_source=gateway"),
+    )
+    assert added.exit_code == 0, added.output
+    refused = _run(
+        app_config,
+        *("platforms", "add", "kom2", "--connector", "komunitin"),
+        *("--base-url", "https://accounting.komunitin.test"),
+        *("--option", "currency=TEST"),
+        *("--option", "token_source=gateway.auth.minting:komunitin_token"),
+    )
+    assert refused.exit_code != 0
+    assert "token_source is 'gateway' or absent" in refused.output

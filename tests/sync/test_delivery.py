@@ -1,4 +1,5 @@
-"""Delivering outbox rows: success, retries with backoff, dead letters, dependencies."""
+"""Delivering outbox rows through the drain: success, retries with backoff, dead letters,
+dependencies."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 
 from gateway.db import db, utcnow
 from gateway.federation.models import PlatformLink
-from gateway.sync.jobs import deliver
+from gateway.sync.drain import drain
 from gateway.sync.models import OutboxItem, SyncAttempt
 from gateway.sync.outbox import record_effect
 from tests.factories import create_member
@@ -21,6 +22,17 @@ PROBLEM = "application/problem+json"
 def _reload(item_id: str) -> OutboxItem:
     db.session.expire_all()
     return db.session.get(OutboxItem, item_id)
+
+
+def _drain(item: OutboxItem) -> str:
+    """Run one drain of the row's platform in this thread, as a worker runs the job."""
+    return drain(item.platform_id)
+
+
+def _outcomes(item_id: str) -> list[str]:
+    """What each attempt at the row recorded, oldest first."""
+    query = select(SyncAttempt.outcome).where(SyncAttempt.outbox_id == item_id)
+    return list(db.session.scalars(query.order_by(SyncAttempt.started_at)))
 
 
 def _make_due(item_id: str) -> None:
@@ -64,7 +76,7 @@ def test_server_error_is_retried_with_backoff(app, platform, partner):
     with app.app_context():
         member, item = consent(platform)
         partner.post(f"{BASE}/v1/members", status=503, json={"title": "down"}, content_type=PROBLEM)
-        assert deliver(item.id) == "retry"
+        _drain(item)
         item = _reload(item.id)
         assert item.state == "pending"
         assert item.attempts == 1
@@ -72,11 +84,10 @@ def test_server_error_is_retried_with_backoff(app, platform, partner):
         assert item.last_error_code == "RetryableError"
         partner.replace("POST", f"{BASE}/v1/members", status=201, json=member_json(member.id))
         _make_due(item.id)
-        assert deliver(item.id) == "succeeded"
+        _drain(item)
         item = _reload(item.id)
-        assert item.attempts == 2
-        outcomes = db.session.scalars(select(SyncAttempt.outcome).order_by(SyncAttempt.started_at))
-        assert list(outcomes) == ["retry", "ok"]
+        assert (item.state, item.attempts) == ("succeeded", 2)
+        assert _outcomes(item.id) == ["retry", "ok"]
 
 
 def test_retry_after_is_a_floor(app, platform, partner):
@@ -90,8 +101,10 @@ def test_retry_after_is_a_floor(app, platform, partner):
             content_type=PROBLEM,
         )
         before = utcnow()
-        assert deliver(item.id) == "throttled"
-        assert _reload(item.id).next_attempt_at >= before + timedelta(seconds=119)
+        _drain(item)
+        item = _reload(item.id)
+        assert (item.state, item.attempts, _outcomes(item.id)) == ("pending", 0, ["throttled"])
+        assert item.next_attempt_at >= before + timedelta(seconds=119)
 
 
 def test_throttling_spends_no_attempt(app, platform, partner):
@@ -101,18 +114,17 @@ def test_throttling_spends_no_attempt(app, platform, partner):
         member, item = consent(platform)
         partner.post(f"{BASE}/v1/members", status=429, json={}, content_type=PROBLEM)
         for _ in range(3):
-            assert deliver(item.id) == "throttled"
-            assert _reload(item.id).attempts == 0
+            _drain(item)
+            assert (_reload(item.id).state, _reload(item.id).attempts) == ("pending", 0)
             _make_due(item.id)
         partner.replace("POST", f"{BASE}/v1/members", status=503, json={}, content_type=PROBLEM)
-        assert deliver(item.id) == "retry"
+        _drain(item)
         _make_due(item.id)
         partner.replace("POST", f"{BASE}/v1/members", status=201, json=member_json(member.id))
-        assert deliver(item.id) == "succeeded"
+        _drain(item)
         item = _reload(item.id)
-        assert item.attempts == 2
-        outcomes = db.session.scalars(select(SyncAttempt.outcome).order_by(SyncAttempt.started_at))
-        assert list(outcomes) == ["throttled"] * 3 + ["retry", "ok"]
+        assert (item.state, item.attempts) == ("succeeded", 2)
+        assert _outcomes(item.id) == ["throttled"] * 3 + ["retry", "ok"]
 
 
 def test_permanent_error_is_dead_at_once(app, platform, partner):
@@ -129,7 +141,7 @@ def test_permanent_error_is_dead_at_once(app, platform, partner):
             },
             content_type=PROBLEM,
         )
-        assert deliver(item.id) == "dead"
+        _drain(item)
         item = _reload(item.id)
         assert item.state == "dead"
         assert item.completed_at is not None
@@ -141,11 +153,12 @@ def test_gives_up_after_the_last_attempt(app, platform, partner):
     with app.app_context():
         _, item = consent(platform)
         partner.post(f"{BASE}/v1/members", status=500, json={}, content_type=PROBLEM)
-        assert deliver(item.id) == "retry"
+        _drain(item)
+        assert _reload(item.id).state == "pending"
         _make_due(item.id)
-        assert deliver(item.id) == "dead"
+        _drain(item)
         item = _reload(item.id)
-        assert item.last_error_code == "retries_exhausted"
+        assert (item.state, item.last_error_code) == ("dead", "retries_exhausted")
         assert item.attempts == 2
 
 
@@ -155,7 +168,9 @@ def test_network_failure_is_retryable(app, platform, partner):
     with app.app_context():
         _, item = consent(platform)
         partner.post(f"{BASE}/v1/members", body=requests.ConnectionError("reset by peer"))
-        assert deliver(item.id) == "retry"
+        _drain(item)
+        item = _reload(item.id)
+        assert (item.state, item.attempts, item.last_error_code) == ("pending", 1, "RetryableError")
 
 
 def test_conflict_on_registration_waits_for_the_member_to_link(app, platform, partner):
@@ -168,7 +183,9 @@ def test_conflict_on_registration_waits_for_the_member_to_link(app, platform, pa
             content_type=PROBLEM,
         )
         partner.get(f"{BASE}/v1/members", json={"data": [], "next_cursor": None})
-        assert deliver(item.id) == "conflict resolved"
+        _drain(item)
+        assert _outcomes(item.id) == ["conflict"]
+        assert _reload(item.id).result == {"conflict": "member_exists", "needs": "oauth_link"}
         link = db.session.scalar(select(PlatformLink))
         assert link.state == "failed"
         assert link.remote_member_id is None
@@ -178,21 +195,28 @@ def test_a_claimed_row_runs_once(app, platform, partner):
     with app.app_context():
         member, item = consent(platform)
         created = partner.post(f"{BASE}/v1/members", status=201, json=member_json(member.id))
-        assert deliver(item.id) == "succeeded"
-        assert deliver(item.id) == "not due"
+        assert _drain(item) == "1 row(s) settled"
+        assert _drain(item) == "0 row(s) settled"  # delivered: no drain claims it again
         assert len(created.calls) == 1
+        assert _reload(item.id).attempts == 1
 
 
 def test_dependent_row_waits_for_its_dependency(app, platform, partner):
     with app.app_context():
         member, registration, update = consent_and_update(platform)
-        assert deliver(update.id) == "waiting for dependency"
-        assert _reload(update.id).attempts == 0
-        partner.post(f"{BASE}/v1/members", status=201, json=member_json(member.id))
+        partner.post(f"{BASE}/v1/members", status=503, json={}, content_type=PROBLEM)
         patched = partner.patch(f"{BASE}/v1/members/tr-m1", json=member_json(member.id))
-        assert deliver(registration.id) == "succeeded"
+        _drain(registration)
+        # The registration failed for now: its update waits, spending no attempt.
+        assert (_reload(registration.id).state, _reload(registration.id).attempts) == ("pending", 1)
+        assert (_reload(update.id).state, _reload(update.id).attempts) == ("pending", 0)
+        assert not patched.calls
+        partner.replace("POST", f"{BASE}/v1/members", status=201, json=member_json(member.id))
+        _make_due(registration.id)
         _make_due(update.id)
-        assert deliver(update.id) == "succeeded"
+        _drain(registration)
+        assert _reload(registration.id).state == "succeeded"
+        assert (_reload(update.id).state, _reload(update.id).attempts) == ("succeeded", 1)
         assert len(patched.calls) == 1
 
 
@@ -201,8 +225,9 @@ def test_dependent_of_a_dead_row_dies(app, platform, partner):
         _member, registration, update = consent_and_update(platform)
         registration.state = "dead"
         db.session.commit()
-        assert deliver(update.id) == "dependency failed"
-        assert _reload(update.id).last_error_code == "dependency_failed"
+        _drain(update)
+        update = _reload(update.id)
+        assert (update.state, update.last_error_code) == ("dead", "dependency_failed")
 
 
 @pytest.mark.parametrize("enabled", [False])
@@ -211,7 +236,7 @@ def test_disabled_platform_holds_its_rows(app, platform, partner, enabled):
         _, item = consent(platform)
         db.session.merge(platform).enabled = enabled
         db.session.commit()
-        assert deliver(item.id) == "platform disabled"
+        assert _drain(item) == "platform disabled"
         item = _reload(item.id)
         assert (item.state, item.attempts) == ("pending", 0)
         assert not partner.calls
@@ -235,10 +260,15 @@ def test_a_transfer_and_its_reversal_are_pushed_with_our_reference(app, platform
     with app.app_context():
         alice, alice_reg = consent(platform)
         bob, bob_reg = consent(platform)
-        partner.post(f"{BASE}/v1/members", status=201, json=member_json(alice.id, 1))
-        assert deliver(alice_reg.id) == "succeeded"
-        partner.replace("POST", f"{BASE}/v1/members", status=201, json=member_json(bob.id, 2))
-        assert deliver(bob_reg.id) == "succeeded"
+        numbers = {alice.id: 1, bob.id: 2}
+
+        def registered(request):
+            member_id = json.loads(request.body)["external_id"]
+            return 201, {}, json.dumps(member_json(member_id, numbers[member_id]))
+
+        partner.add_callback("POST", f"{BASE}/v1/members", callback=registered)
+        _drain(alice_reg)
+        assert {_reload(alice_reg.id).state, _reload(bob_reg.id).state} == {"succeeded"}
         txn = ledger.post_transfer(
             payer_account_id=ledger.account_for_member(alice.id).id,
             payee_account_id=ledger.account_for_member(bob.id).id,
@@ -254,7 +284,8 @@ def test_a_transfer_and_its_reversal_are_pushed_with_our_reference(app, platform
             return 201, {}, json.dumps(_transfer_json("tr-t1", body))
 
         call = partner.add_callback("POST", f"{BASE}/v1/transfers", callback=created)
-        assert deliver(push.id) == "succeeded"
+        _drain(push)
+        assert _reload(push.id).state == "succeeded"
         sent = json.loads(call.calls[0].request.body)
         assert sent["payer_wallet_id"] == "tr-w1"
         assert sent["payee_wallet_id"] == "tr-w2"
@@ -276,7 +307,8 @@ def test_a_transfer_and_its_reversal_are_pushed_with_our_reference(app, platform
                 reversal_of="tr-t1",
             ),
         )
-        assert deliver(reverse.id) == "succeeded"
+        _drain(reverse)
+        assert _reload(reverse.id).state == "succeeded"
         assert len(reversed_call.calls) == 1
         assert _reload(reverse.id).result == {"remote_transfer_id": "tr-t2", "reversal_of": "tr-t1"}
 
@@ -292,7 +324,8 @@ def test_a_member_without_a_wallet_there_goes_to_the_clearing_wallet(app, platfo
         db.session.commit()
         alice, reg = consent(platform)
         partner.post(f"{BASE}/v1/members", status=201, json=member_json(alice.id, 1))
-        assert deliver(reg.id) == "succeeded"
+        _drain(reg)
+        assert _reload(reg.id).state == "succeeded"
         outsider = create_member()
         ledger.post_transfer(
             payer_account_id=ledger.account_for_member(outsider.id).id,
@@ -308,6 +341,7 @@ def test_a_member_without_a_wallet_there_goes_to_the_clearing_wallet(app, platfo
             f"{BASE}/v1/transfers",
             callback=lambda r: (201, {}, json.dumps(_transfer_json("tr-t9", json.loads(r.body)))),
         )
-        assert deliver(push.id) == "succeeded"
+        _drain(push)
+        assert _reload(push.id).state == "succeeded"
         sent = json.loads(call.calls[0].request.body)
         assert (sent["payer_wallet_id"], sent["payee_wallet_id"]) == ("tr-clearing", "tr-w1")

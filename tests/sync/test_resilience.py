@@ -9,8 +9,9 @@ from sqlalchemy import update
 from gateway.db import db, utcnow
 from gateway.sync.circuit import CircuitBreaker
 from gateway.sync.dispatch import DRAIN_MARKER
-from gateway.sync.jobs import deliver, sweep
-from gateway.sync.limits import platform_slot
+from gateway.sync.drain import drain
+from gateway.sync.jobs import sweep
+from gateway.sync.limits import platform_slots
 from gateway.sync.models import OutboxItem
 from gateway.sync.policy import RetryPolicy
 from tests.sync.conftest import BASE, consent, member_json
@@ -60,7 +61,7 @@ def test_an_open_circuit_holds_deliveries_without_calling(app, platform, partner
         _, item = consent(platform)
         breaker = CircuitBreaker(app.extensions["redis"], platform.id, threshold=1)
         breaker.record_failure()
-        assert deliver(item.id) == "circuit open"
+        assert drain(platform.id) == "circuit open"
         db.session.expire_all()
         row = db.session.get(OutboxItem, item.id)
         assert (row.state, row.attempts) == ("pending", 0)
@@ -72,30 +73,30 @@ def test_failures_of_one_platform_do_not_hold_another(app, platform, partner):
         CircuitBreaker(app.extensions["redis"], "some-other-platform", threshold=1).record_failure()
         member, item = consent(platform)
         partner.post(f"{BASE}/v1/members", status=201, json=member_json(member.id))
-        assert deliver(item.id) == "succeeded"
+        drain(platform.id)
+        db.session.expire_all()
+        assert db.session.get(OutboxItem, item.id).state == "succeeded"
 
 
 def test_slots_limit_concurrency_and_free_on_release(redis_conn):
     with (
-        platform_slot(redis_conn, "p", "a", limit=2) as first,
-        platform_slot(redis_conn, "p", "b", limit=2) as second,
-        platform_slot(redis_conn, "p", "c", limit=2) as third,
+        platform_slots(redis_conn, "p", "a", wanted=1, limit=2) as first,
+        platform_slots(redis_conn, "p", "b", wanted=1, limit=2) as second,
+        platform_slots(redis_conn, "p", "c", wanted=1, limit=2) as third,
     ):
-        assert (first, second, third) == (True, True, False)
-    with platform_slot(redis_conn, "p", "d", limit=2) as again:
-        assert again
+        assert (first.count, second.count, third.count) == (1, 1, 0)
+    with platform_slots(redis_conn, "p", "d", wanted=2, limit=2) as again:
+        assert again.count == 2
 
 
 def test_a_dead_holder_frees_its_slot_when_the_lease_ends(redis_conn):
     redis_conn.zadd("gateway:slots:p", {"killed-worker": 0})  # lease long expired
-    with platform_slot(redis_conn, "p", "x", limit=1) as slot:
-        assert slot
+    with platform_slots(redis_conn, "p", "x", wanted=1, limit=1) as slots:
+        assert slots.count == 1
 
 
 def test_a_drains_slots_live_while_renewed_and_free_soon_after_it_dies(redis_conn):
     import time
-
-    from gateway.sync.limits import platform_slots
 
     with platform_slots(redis_conn, "p", "live", wanted=2, limit=3, lease_seconds=0.9) as live:
         assert live.count == 2
@@ -116,8 +117,8 @@ def test_full_platform_postpones_without_counting(app, platform, partner):
         db.session.commit()
         _, item = consent(platform)
         redis = app.extensions["redis"]
-        with platform_slot(redis, platform.id, "busy", limit=1):
-            assert deliver(item.id) == "no free slot"
+        with platform_slots(redis, platform.id, "busy", wanted=1, limit=1):
+            assert drain(platform.id) == "no free slot"
         db.session.expire_all()
         assert db.session.get(OutboxItem, item.id).attempts == 0
 
