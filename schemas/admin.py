@@ -7,6 +7,9 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from gateway.sync.models import OUTBOX_KINDS, OUTBOX_STATES
 
 INBOX_STATES = ("received", "processed", "parked", "ignored", "failed")
+# The outbox list's tabs: what an operator looks for, not the raw state column.
+OUTBOX_TABS = ("failing", "dead", "pending", "succeeded", "skipped", "all")
+BULK_ACTIONS = ("retry", "skip")
 
 
 class _Query(Schema):
@@ -17,19 +20,38 @@ class _Query(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
-class OutboxQuery(_Query):
-    """Filters of the outbox list."""
+class OutboxFilter(Schema):
+    """Which outbox rows: a tab (or a raw state), a platform, a kind, a member."""
 
+    class Meta:
+        unknown = EXCLUDE
+
+    tab = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_TABS))
     state = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_STATES))
     kind = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_KINDS))
     platform = fields.String(load_default=None)
+    member = fields.String(load_default=None, validate=validate.Length(1, 36))
+
+
+class OutboxQuery(OutboxFilter, _Query):
+    """Filters of the outbox list."""
+
+
+class BulkBody(OutboxFilter):
+    """Retry or skip every row a filter selects. ``expected`` is the count the operator was
+    shown: if the set changed since, nothing is done."""
+
+    action = fields.String(required=True, validate=validate.OneOf(BULK_ACTIONS))
+    reason = fields.String(required=True, validate=validate.Length(3, 500))
+    expected = fields.Integer(required=True, validate=validate.Range(1, 1000))
 
 
 class CallbackQuery(_Query):
-    """Filters of the callback list (parked by default)."""
+    """Filters of the callback log (every state unless one is asked for)."""
 
-    state = fields.String(load_default="parked", validate=validate.OneOf(INBOX_STATES))
+    state = fields.String(load_default=None, validate=validate.OneOf(INBOX_STATES))
     platform = fields.String(load_default=None)
+    event_type = fields.String(load_default=None, validate=validate.Length(1, 64))
 
 
 class AuditQuery(_Query):
@@ -37,6 +59,13 @@ class AuditQuery(_Query):
 
     action = fields.String(load_default=None)
     actor = fields.String(load_default=None)
+    target = fields.String(load_default=None, validate=validate.Length(1, 120))
+
+
+class RunQuery(_Query):
+    """Filters of the reconciliation runs."""
+
+    platform = fields.String(load_default=None)
 
 
 class ActivityQuery(Schema):
@@ -55,7 +84,7 @@ class MemberQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    q = fields.String(required=True, validate=validate.Length(1, 254))
+    q = fields.String(required=True, validate=validate.Length(2, 254))
 
 
 class SkipBody(Schema):
