@@ -45,6 +45,8 @@ ATTEMPT_LOG_LIMIT = 200
 MEMBER_LIST_LIMIT = 50
 # A platform whose oldest pending item waited longer than this is behind.
 LAG_WARNING_SECONDS = 300
+# Above this share of failed attempts in the last hour a platform is not called "in sync".
+HIGH_ERROR_RATE = 0.1
 # The scheduler ticks every minute (a heartbeat job); three missed ticks is silence.
 SCHEDULER_SILENT = timedelta(minutes=3)
 
@@ -137,11 +139,14 @@ def _last_run(platform_id: str) -> dict[str, Any] | None:
 
 
 def status_of(summary: dict[str, Any]) -> str:
-    """One word an operator can act on: ok, degraded, failing, circuit_open or disabled.
+    """One word an operator can act on, the most urgent first: disabled, circuit_open,
+    failing, degraded, differences, recovering or ok.
 
     Failing: something gave up (dead items) or the latest attempt failed. Degraded: items are
-    waiting for a retry or the oldest pending one is late. The hour's error rate is shown
-    beside it, but does not keep a recovered platform red for an hour.
+    waiting for a retry or the oldest pending one is late. Differences: the last
+    reconciliation left some open. Recovering: deliveries work again but many attempts of the
+    last hour failed. "ok" (in sync) is none of these: never beside open differences or a
+    high error rate.
     """
     if not summary["enabled"]:
         return "disabled"
@@ -151,6 +156,11 @@ def status_of(summary: dict[str, Any]) -> str:
         return "failing"
     if summary["retrying"] or summary["sync_lag_seconds"] > LAG_WARNING_SECONDS:
         return "degraded"
+    last_run = summary["last_reconciliation"]
+    if last_run and (last_run["open_differences"] or last_run["state"] in ("failed", "partial")):
+        return "differences"
+    if summary["error_rate_last_hour"] >= HIGH_ERROR_RATE:
+        return "recovering"
     return "ok"
 
 
@@ -429,8 +439,10 @@ def signature_verdict(event: InboxEvent) -> str:
 
     Every stored event passed the check when it arrived (nothing unsigned is stored); this
     says whether it still would, setting the 5-minute clock aside: "valid", "rotated" (no
-    current secret signs it: the secret changed since), or "no_secret" (the platform is gone
-    or disabled)."""
+    current secret signs it: the secret changed since), "no_secret" (the platform is gone
+    or disabled), or "missing" (no signature was kept with it)."""
+    if not event.headers.get("webhook-signature"):
+        return "missing"
     platform = db.session.get(Platform, event.platform_id)
     known = callback_platform(platform.name) if platform else None
     if known is None:
@@ -558,9 +570,9 @@ def runs_page(
 
 # What resolves each kind of difference, in the order an operator would try.
 RESOLUTIONS = {
-    "outbound_pending": ("outbox", "resolve"),
-    "inbound_not_imported": ("callbacks", "reconcile", "resolve"),
-    "not_mirrored": ("outbox", "reconcile", "resolve"),
+    "outbound_pending": ("outbox", "member", "resolve"),
+    "inbound_not_imported": ("callbacks", "reconcile", "member", "resolve"),
+    "not_mirrored": ("outbox", "member", "reconcile", "resolve"),
     "unexplained": ("member", "reconcile", "resolve"),
 }
 
