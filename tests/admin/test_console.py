@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import responses
 
 from gateway.admin import queries
 from gateway.admin.models import AdminAction
 from gateway.callbacks.models import InboxEvent
 from gateway.db import db, utcnow
+from gateway.federation.models import PlatformLink
+from gateway.federation.platforms import add_platform
 from gateway.members.models import Member
 from gateway.sync.models import (
     OutboxItem,
@@ -19,6 +22,7 @@ from gateway.sync.models import (
     SyncAttempt,
 )
 from tests.auth.oidc_helpers import log_in
+from tests.callbacks.conftest import SECRET, signed, transfer_event
 from tests.factories import bearer_headers, create_member
 
 NEW_ENDPOINTS = [
@@ -376,3 +380,60 @@ def _summary(**changes):
 )
 def test_in_sync_only_without_differences_or_errors(changes, status):
     assert queries.status_of(_summary(**changes)) == status
+
+
+def test_member_page_warns_when_the_remote_balance_differs(
+    app, client, operator_client, seeded, admin_headers
+):
+    with app.app_context():
+        member = create_member(email="gio@example.org", display_name="Gio")
+        db.session.add(
+            PlatformLink(
+                member_id=member.id,
+                platform_id=seeded["platform_id"],
+                remote_member_id="m-1",
+                remote_wallet_id="w-1",
+                state="active",
+            )
+        )
+        db.session.commit()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(
+            "https://tr.example/api/oauth/token",
+            json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600},
+        )
+        mock.get(
+            "https://tr.example/api/v1/wallets/w-1",
+            json={
+                "id": "w-1",
+                "member_id": "m-1",
+                "balance_minutes": 45,
+                "credit_limit_minutes": 600,
+                "updated_at": "2026-11-30T10:00:00Z",
+            },
+        )
+        detail = client.get(f"/admin/api/members/{member.id}", headers=admin_headers).json
+        html = operator_client.get(f"/admin/members/{member.id}").get_data(as_text=True)
+    (link,) = detail["links"]
+    assert link["remote_balance"] == {"minutes": 45, "error": None}
+    assert link["balance_differs"] is True
+    assert 'data-differs="true"' in html
+    assert "differs from the local balance (0 min)" in html
+
+
+def test_a_received_callback_still_verifies(app, client, admin_headers):
+    with app.app_context():
+        add_platform(
+            "cb",
+            "timerepublik",
+            "https://cb.test/api",
+            credentials={"client_id": "gw", "client_secret": "s"},
+            webhook_secrets=[SECRET],
+        )
+        db.session.commit()
+    body, headers = signed(transfer_event("t-1"))
+    received = client.post("/callbacks/cb", data=body, headers=headers)
+    assert received.status_code == 202
+    detail = client.get(f"/admin/api/callbacks/{received.json['id']}", headers=admin_headers).json
+    assert detail["signature"] == "valid"
+    assert detail["payload"]["data"]["id"] == "t-1"
