@@ -43,6 +43,15 @@ ADMIN_INDEXES = (
     Index("ix_outbox_created_at_id", OutboxItem.created_at, OutboxItem.id),
     Index("ix_outbox_state_created_at_id", OutboxItem.state, OutboxItem.created_at, OutboxItem.id),
     Index("ix_outbox_completed_at", OutboxItem.completed_at),
+    # Per-platform health (counts by state, the oldest waiting item, the retrying ones) from
+    # the index alone: unfinished and dead rows are spread over the whole table.
+    Index(
+        "ix_outbox_state_platform_id_attempts_created_at",
+        OutboxItem.state,
+        OutboxItem.platform_id,
+        OutboxItem.attempts,
+        OutboxItem.created_at,
+    ),
     Index(
         "ix_sync_attempts_platform_id_started_at", SyncAttempt.platform_id, SyncAttempt.started_at
     ),

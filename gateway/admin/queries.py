@@ -4,6 +4,7 @@ state in Redis. The admin API and the admin page call these same functions."""
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +41,7 @@ SUCCESS_OUTCOMES = ("ok", "conflict")
 # A throttled attempt (429) spends nothing and is no failure of the delivery.
 NOT_FAILURES = (*SUCCESS_OUTCOMES, "throttled")
 OUTBOX_TAB_ORDER = ("failing", "dead", "pending", "succeeded", "skipped")
-TAB_COUNT_CAP = 10_000
+TAB_COUNT_CAP = 1000
 ATTEMPT_LOG_LIMIT = 200
 MEMBER_LIST_LIMIT = 50
 # A platform whose oldest pending item waited longer than this is behind.
@@ -212,6 +213,7 @@ def platforms_overview() -> list[dict[str, Any]]:
             "enabled": platform.enabled,
             "circuit": circuit_state(platform),
             "outbox": counts.get(platform.id, dict.fromkeys(OUTBOX_STATES, 0)),
+            "outbox_succeeded_capped_at": TAB_COUNT_CAP,
             "sync_lag_seconds": int((now - oldest[platform.id]).total_seconds())
             if platform.id in oldest
             else 0,
@@ -629,7 +631,10 @@ def run_detail(run_id: str) -> dict[str, Any] | None:
 
 
 def member_search(q: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Members whose name, email or id contains ``q`` (any part, any case)."""
+    """Members whose name, email or id contains ``q`` (any part, any case), by name.
+
+    The first ``limit`` matches are sorted here rather than in SQL: without an ORDER BY a
+    common word stops the scan after ``limit`` rows instead of sorting every match."""
     pattern = f"%{q.strip().lower()}%"
     rows = db.session.scalars(
         select(Member)
@@ -640,9 +645,9 @@ def member_search(q: str, limit: int = 50) -> list[dict[str, Any]]:
                 Member.id.like(pattern),
             )
         )
-        .order_by(Member.display_name, Member.id)
         .limit(limit)
     )
+    rows = sorted(rows, key=lambda m: (m.display_name.lower(), m.id))
     return [
         {
             "id": m.id,
@@ -800,14 +805,25 @@ def member_detail(member_id: str) -> dict[str, Any] | None:
     }
 
 
-def _oldest_waiting(rows: list[tuple[datetime, datetime | None]], end: datetime) -> datetime | None:
-    """The creation time of the oldest item still waiting at ``end`` (rows sorted by it)."""
-    for created_at, completed_at in rows:
-        if created_at >= end:
-            return None
-        if completed_at is None or completed_at > end:
-            return created_at
-    return None
+def _oldest_waiting(
+    ends: list[datetime],
+    oldest_unfinished: datetime | None,
+    completed: list[tuple[datetime, datetime]],
+) -> list[datetime | None]:
+    """For each moment of ``ends`` (ascending), the creation time of the oldest item still
+    waiting then: the oldest unfinished one if it existed by then, or one created before the
+    moment and completed after it. Each completed item visits only the moments it spans."""
+    oldest: list[datetime | None] = [
+        oldest_unfinished if oldest_unfinished is not None and oldest_unfinished < e else None
+        for e in ends
+    ]
+    for created, done in completed:
+        i = bisect_right(ends, created)
+        while i < len(ends) and ends[i] < done:
+            if oldest[i] is None or created < oldest[i]:  # type: ignore[operator]
+                oldest[i] = created
+            i += 1
+    return oldest
 
 
 def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any]]:
@@ -832,33 +848,37 @@ def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any
     def bucket(moment: datetime) -> dict[str, int] | None:
         return buckets.get(moment.replace(minute=0, second=0, microsecond=0))
 
+    oldest = select(func.min(OutboxItem.created_at)).where(
+        OutboxItem.state.in_(("pending", "running"))
+    )
     items = select(OutboxItem.created_at, OutboxItem.completed_at, OutboxItem.state).where(
-        or_(OutboxItem.state.in_(("pending", "running")), OutboxItem.completed_at >= since)
+        OutboxItem.completed_at >= since
     )
     failures = select(SyncAttempt.started_at).where(
         SyncAttempt.started_at >= since, SyncAttempt.outcome.not_in(NOT_FAILURES)
     )
     if platform_id is not None:
+        oldest = oldest.where(OutboxItem.platform_id == platform_id)
         items = items.where(OutboxItem.platform_id == platform_id)
         failures = failures.where(SyncAttempt.platform_id == platform_id)
-    waiting: list[tuple[datetime, datetime | None]] = []
+    oldest_unfinished = db.session.scalar(oldest)
+    # A dead or skipped item stops being waited for when it ends: it is in the operators'
+    # hands, and the dead-letter count says so.
+    completed: list[tuple[datetime, datetime]] = []
     for created_at, completed_at, state in db.session.execute(items).yield_per(1000):
-        if state in ("succeeded", "dead") and completed_at is not None:
-            slot = bucket(completed_at)
-            if slot is not None:
-                slot["delivered" if state == "succeeded" else "dead"] += 1
-        # A dead or skipped item is no longer waited for from its completion: it is in the
-        # operators' hands, and the dead-letter count says so.
-        waiting.append((created_at, completed_at))
+        slot = bucket(completed_at)
+        if slot is not None and state in ("succeeded", "dead"):
+            slot["delivered" if state == "succeeded" else "dead"] += 1
+        completed.append((created_at, completed_at))
     for (started_at,) in db.session.execute(failures).yield_per(1000):
         slot = bucket(started_at)
         if slot is not None:
             slot["failed_attempts"] += 1
-    waiting.sort(key=lambda pair: pair[0])
+    hours_in_order = sorted(buckets)
+    ends = [min(hour + timedelta(hours=1), now) for hour in hours_in_order]
+    oldest_waiting = _oldest_waiting(ends, oldest_unfinished, completed)
     result = []
-    for hour, values in sorted(buckets.items()):
-        moment = min(hour + timedelta(hours=1), now)
-        oldest = _oldest_waiting(waiting, moment) if hour <= now else None
-        lag = int((moment - oldest).total_seconds()) if oldest else 0
-        result.append({"hour": _iso(hour), **values, "lag_seconds": lag})
+    for hour, moment, waiting_since in zip(hours_in_order, ends, oldest_waiting, strict=True):
+        lag = int((moment - waiting_since).total_seconds()) if waiting_since else 0
+        result.append({"hour": _iso(hour), **buckets[hour], "lag_seconds": lag})
     return result

@@ -208,6 +208,7 @@ def callbacks() -> Response:
         args=args,
         filters={k: args[k] for k in ("state", "platform", "event_type") if args.get(k)},
         counts=queries.callback_state_counts(),
+        cap=queries.TAB_COUNT_CAP,
         platforms=[p["name"] for p in queries.platform_names()],
     )
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import responses
+from rq import Worker
 
 from gateway.admin import queries
 from gateway.admin.models import AdminAction
@@ -437,3 +438,25 @@ def test_a_received_callback_still_verifies(app, client, admin_headers):
     detail = client.get(f"/admin/api/callbacks/{received.json['id']}", headers=admin_headers).json
     assert detail["signature"] == "valid"
     assert detail["payload"]["data"]["id"] == "t-1"
+
+
+def test_work_state_lists_a_live_worker(app, client, admin_headers):
+    worker = Worker([app.extensions["queue"]], connection=app.extensions["redis"])
+    worker.register_birth()
+    try:
+        work = client.get("/admin/api/work", headers=admin_headers).json
+    finally:
+        worker.register_death()
+    assert work["workers_alive"] == 1
+    (seen,) = work["workers"]
+    assert seen["name"] == worker.name
+    assert seen["current_job"] is None
+
+
+def test_lag_at_each_hour_is_the_oldest_item_waiting_then():
+    start = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
+    ends = [start + timedelta(hours=h) for h in range(1, 5)]
+    # Created at start, delivered 2.5 h later; another still unfinished since 3.5 h.
+    completed = [(start, start + timedelta(hours=2, minutes=30))]
+    oldest = queries._oldest_waiting(ends, start + timedelta(hours=3, minutes=30), completed)
+    assert oldest == [start, start, None, start + timedelta(hours=3, minutes=30)]
