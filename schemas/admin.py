@@ -33,8 +33,11 @@ class OutboxFilter(Schema):
     member = fields.String(load_default=None, validate=validate.Length(1, 36))
 
 
-class OutboxQuery(OutboxFilter, _Query):
+class OutboxQuery(OutboxFilter):
     """Filters of the outbox list."""
+
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
 class BulkBody(OutboxFilter):

@@ -167,9 +167,7 @@ def reprocess_callback(actor: str, event_id: str) -> str:
         raise Problem(409, f"The event is {event.state}; only parked or failed ones.")
     _audit(actor, "callback.reprocess", "callback", event.id, previous_state=event.state)
     db.session.commit()
-    reprocess_event(event.id)
-    db.session.expire_all()
-    return db.session.get(InboxEvent, event_id).state
+    return reprocess_event(event.id)
 
 
 def resolve_difference(actor: str, difference_id: str, reason: str) -> str:

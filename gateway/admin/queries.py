@@ -64,6 +64,10 @@ def circuit_state(platform: Platform) -> str:
         return "unknown"
 
 
+def _count(query: Select) -> int:
+    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
 def _outbox_counts(platform_ids: list[str]) -> dict[str, dict[str, int]]:
     """Each platform's rows per state; succeeded ones counted up to TAB_COUNT_CAP, since a
     platform's history of deliveries is most of the table and its exact size helps nobody."""
@@ -81,9 +85,7 @@ def _outbox_counts(platform_ids: list[str]) -> dict[str, dict[str, int]]:
             .where(OutboxItem.platform_id == platform_id, OutboxItem.state == "succeeded")
             .limit(TAB_COUNT_CAP)
         )
-        counts[platform_id]["succeeded"] = db.session.scalar(
-            select(func.count()).select_from(capped.subquery())
-        )
+        counts[platform_id]["succeeded"] = _count(capped)
     return counts
 
 
@@ -303,9 +305,7 @@ def outbox_tab_counts(filters: dict[str, Any]) -> dict[str, int]:
         capped = _filtered(select(OutboxItem.id), filters, with_tab=False).where(
             _tab_condition(tab)
         )
-        counts[tab] = db.session.scalar(
-            select(func.count()).select_from(capped.limit(TAB_COUNT_CAP).subquery())
-        )
+        counts[tab] = _count(capped.limit(TAB_COUNT_CAP))
     return counts
 
 
@@ -443,7 +443,7 @@ def callback_state_counts() -> dict[str, int]:
     counts = {}
     for state in INBOX_STATES:
         capped = select(InboxEvent.id).where(InboxEvent.state == state).limit(TAB_COUNT_CAP)
-        counts[state] = db.session.scalar(select(func.count()).select_from(capped.subquery()))
+        counts[state] = _count(capped)
     return counts
 
 
@@ -636,7 +636,7 @@ def member_search(q: str, limit: int = 50) -> list[dict[str, Any]]:
     The first ``limit`` matches are sorted here rather than in SQL: without an ORDER BY a
     common word stops the scan after ``limit`` rows instead of sorting every match."""
     pattern = f"%{q.strip().lower()}%"
-    rows = db.session.scalars(
+    found = db.session.scalars(
         select(Member)
         .where(
             or_(
@@ -647,7 +647,7 @@ def member_search(q: str, limit: int = 50) -> list[dict[str, Any]]:
         )
         .limit(limit)
     )
-    rows = sorted(rows, key=lambda m: (m.display_name.lower(), m.id))
+    rows = sorted(found, key=lambda m: (m.display_name.lower(), m.id))
     return [
         {
             "id": m.id,
@@ -866,6 +866,8 @@ def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any
     # hands, and the dead-letter count says so.
     completed: list[tuple[datetime, datetime]] = []
     for created_at, completed_at, state in db.session.execute(items).yield_per(1000):
+        if completed_at is None:  # the query asks for completed rows only
+            continue
         slot = bucket(completed_at)
         if slot is not None and state in ("succeeded", "dead"):
             slot["delivered" if state == "succeeded" else "dead"] += 1

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+import flask
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from marshmallow import ValidationError
+from werkzeug.wrappers import Response
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, page_admin
@@ -50,7 +52,7 @@ def _args(schema: type, data: object) -> dict:
 
 
 def _page(template: str, **context: object) -> Response:
-    return Response(render_template(f"admin/{template}", **context))
+    return flask.Response(render_template(f"admin/{template}", **context))
 
 
 def _filters(args: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +139,10 @@ def bulk() -> Response:
         body = BulkBody().load(request.form.to_dict())
     except ValidationError:
         flash(gettext("admin.skip.reason_needed"))
-        return redirect(url_for(".bulk_confirm", **request.form.to_dict()))
+        keep: dict[str, Any] = {
+            k: v for k, v in request.form.items() if k in (*FILTER_KEYS, "action") and v
+        }
+        return redirect(url_for(".bulk_confirm", **keep))
     done = actions.bulk(actor(), body, body["action"], body["reason"], body["expected"])
     flash(gettext(f"admin.bulk.done.{body['action']}", n=done))
     return redirect(url_for(".outbox", **_filters(body)))
