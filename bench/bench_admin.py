@@ -12,6 +12,8 @@ and slowest time over ``--repeat`` requests after one warm-up. Target: every one
         python -m bench.bench_admin [--outbox 1000000] [--callbacks 200000] [--members 100000]
 
 PostgreSQL only: the volumes are what the figure is about, and SQLite is not where they live.
+Seeding takes minutes; ``--seeded URL`` measures a database a previous run seeded (with
+``--keep``, which leaves it in place and prints its URL).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, select, text
 
 from bench.harness import scratch_database
 from gateway import create_app, embedded_redis
@@ -246,15 +248,27 @@ def measure(client, repeat: int) -> list[tuple[str, str, float, float]]:
     return results
 
 
-def run(outbox: int, callbacks: int, members: int, repeat: int) -> float:
-    """Seed, measure and print; return the slowest median in ms."""
+def run(outbox: int, callbacks: int, members: int, repeat: int, keep: bool = False) -> float:
+    """Seed a scratch database, measure and print; return the slowest median in ms."""
     database = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     if not database.startswith("postgres"):
         raise SystemExit("bench_admin runs on PostgreSQL: set BENCH_DATABASE_URL")
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-admin-") as tmp,
-        scratch_database(database) as url,
-    ):
+    if keep:
+        name = f"gw_bench_admin_{secrets.token_hex(4)}"
+        server = make_url(database)
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = server.set(database=name).render_as_string(hide_password=False)
+        print(f"keeping the seeded database: --seeded {url}")
+        return _run(url, (outbox, callbacks, members), repeat)
+    with scratch_database(database) as url:
+        return _run(url, (outbox, callbacks, members), repeat)
+
+
+def _run(url: str, volumes: tuple[int, int, int] | None, repeat: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="bench-admin-") as tmp:
         own_redis = None
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
@@ -269,14 +283,19 @@ def run(outbox: int, callbacks: int, members: int, repeat: int) -> float:
                 "QUEUE_NAME": "bench-admin",
             }
         )
-        upgrade(app.extensions["db"].engine)
         try:
             with app.app_context():
-                operator = _operator()
-                started = time.monotonic()
-                print(f"Seeding {outbox} outbox rows, {callbacks} callbacks, {members} members")
-                seed(outbox, callbacks, members, operator)
-                print(f"  (seeded in {time.monotonic() - started:.0f} s)")
+                if volumes is not None:
+                    upgrade(app.extensions["db"].engine)
+                    operator = _operator()
+                    started = time.monotonic()
+                    print("Seeding {} outbox rows, {} callbacks, {} members".format(*volumes))
+                    seed(*volumes, operator)
+                    print(f"  (seeded in {time.monotonic() - started:.0f} s)")
+                else:
+                    operator = db.session.scalar(
+                        select(Member.id).where(Member.email == "op@example.org")
+                    )
                 client = app.test_client()
                 _log_in(client, operator)
             results = measure(client, repeat)
@@ -301,8 +320,13 @@ def main() -> None:
     parser.add_argument("--callbacks", type=int, default=200_000)
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="leave the seeded database")
+    parser.add_argument("--seeded", help="measure this database, seeded by a --keep run")
     args = parser.parse_args()
-    run(args.outbox, args.callbacks, args.members, args.repeat)
+    if args.seeded:
+        _run(args.seeded, None, args.repeat)
+    else:
+        run(args.outbox, args.callbacks, args.members, args.repeat, keep=args.keep)
 
 
 if __name__ == "__main__":

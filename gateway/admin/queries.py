@@ -4,7 +4,6 @@ state in Redis. The admin API and the admin page call these same functions."""
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Worker
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 
 from connectors.errors import ConnectorError
 from gateway.admin import pagination
@@ -805,82 +804,74 @@ def member_detail(member_id: str) -> dict[str, Any] | None:
     }
 
 
-def _oldest_waiting(
-    ends: list[datetime],
-    oldest_unfinished: datetime | None,
-    completed: list[tuple[datetime, datetime]],
-) -> list[datetime | None]:
-    """For each moment of ``ends`` (ascending), the creation time of the oldest item still
-    waiting then: the oldest unfinished one if it existed by then, or one created before the
-    moment and completed after it. Each completed item visits only the moments it spans."""
-    oldest: list[datetime | None] = [
-        oldest_unfinished if oldest_unfinished is not None and oldest_unfinished < e else None
-        for e in ends
-    ]
-    for created, done in completed:
-        i = bisect_right(ends, created)
-        while i < len(ends) and ends[i] < done:
-            if oldest[i] is None or created < oldest[i]:  # type: ignore[operator]
-                oldest[i] = created
-            i += 1
-    return oldest
-
-
 def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any]]:
     """Per hour: items delivered (one per item, however many attempts it took), items that
     went dead, failed attempts, and the sync lag at the hour's end.
 
     Sync lag has one definition across the gateway (this chart, its table, the platforms
-    table and /metrics): how long the oldest item not yet delivered has been waiting.
+    table and /metrics): how long the oldest item not yet delivered has been waiting. At an
+    hour's end that is the oldest unfinished item, or the oldest one created before and
+    completed after it (a dead or skipped item stops being waited for when it ends: it is in
+    the operators' hands, and the dead-letter count says so).
+
+    Each figure is one aggregate per hour computed by the database in one pass over the
+    window's rows: a day of a busy platform is tens of thousands of rows, too many to carry
+    into Python on every page view.
     """
     now = utcnow()
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    since = end - timedelta(hours=hours)
-    buckets = {
-        since + timedelta(hours=h): {"delivered": 0, "dead": 0, "failed_attempts": 0}
-        for h in range(hours)
-    }
+    starts = [end - timedelta(hours=hours - h) for h in range(hours)]
+    ends = [min(start + timedelta(hours=1), now) for start in starts]
+    since = starts[0]
     platform_id = None
     if platform:
         found = platform_by_name(platform)
         platform_id = found.id if found else ""
 
-    def bucket(moment: datetime) -> dict[str, int] | None:
-        return buckets.get(moment.replace(minute=0, second=0, microsecond=0))
+    done, created, state = OutboxItem.completed_at, OutboxItem.created_at, OutboxItem.state
 
-    oldest = select(func.min(OutboxItem.created_at)).where(
-        OutboxItem.state.in_(("pending", "running"))
-    )
-    items = select(OutboxItem.created_at, OutboxItem.completed_at, OutboxItem.state).where(
-        OutboxItem.completed_at >= since
-    )
-    failures = select(SyncAttempt.started_at).where(
-        SyncAttempt.started_at >= since, SyncAttempt.outcome.not_in(NOT_FAILURES)
-    )
+    def in_hour(column: Any, i: int) -> Any:
+        return and_(column >= starts[i], column < starts[i] + timedelta(hours=1))
+
+    columns = []
+    for i in range(hours):
+        columns.append(func.sum(case((and_(in_hour(done, i), state == "succeeded"), 1), else_=0)))
+        columns.append(func.sum(case((and_(in_hour(done, i), state == "dead"), 1), else_=0)))
+        columns.append(func.min(case((and_(created < ends[i], done > ends[i]), created))))
+    items = select(*columns).where(done >= since)
+    failures = select(
+        *(func.sum(case((in_hour(SyncAttempt.started_at, i), 1), else_=0)) for i in range(hours))
+    ).where(SyncAttempt.started_at >= since, SyncAttempt.outcome.not_in(NOT_FAILURES))
+    oldest = select(func.min(created)).where(state.in_(("pending", "running")))
     if platform_id is not None:
-        oldest = oldest.where(OutboxItem.platform_id == platform_id)
         items = items.where(OutboxItem.platform_id == platform_id)
         failures = failures.where(SyncAttempt.platform_id == platform_id)
+        oldest = oldest.where(OutboxItem.platform_id == platform_id)
+    per_hour = db.session.execute(items).one()
+    failed = db.session.execute(failures).one()
     oldest_unfinished = db.session.scalar(oldest)
-    # A dead or skipped item stops being waited for when it ends: it is in the operators'
-    # hands, and the dead-letter count says so.
-    completed: list[tuple[datetime, datetime]] = []
-    for created_at, completed_at, state in db.session.execute(items).yield_per(1000):
-        if completed_at is None:  # the query asks for completed rows only
-            continue
-        slot = bucket(completed_at)
-        if slot is not None and state in ("succeeded", "dead"):
-            slot["delivered" if state == "succeeded" else "dead"] += 1
-        completed.append((created_at, completed_at))
-    for (started_at,) in db.session.execute(failures).yield_per(1000):
-        slot = bucket(started_at)
-        if slot is not None:
-            slot["failed_attempts"] += 1
-    hours_in_order = sorted(buckets)
-    ends = [min(hour + timedelta(hours=1), now) for hour in hours_in_order]
-    oldest_waiting = _oldest_waiting(ends, oldest_unfinished, completed)
     result = []
-    for hour, moment, waiting_since in zip(hours_in_order, ends, oldest_waiting, strict=True):
-        lag = int((moment - waiting_since).total_seconds()) if waiting_since else 0
-        result.append({"hour": _iso(hour), **buckets[hour], "lag_seconds": lag})
+    for i in range(hours):
+        waiting = [
+            moment
+            for moment in (_as_utc(per_hour[3 * i + 2]), oldest_unfinished)
+            if moment is not None and moment < ends[i]
+        ]
+        lag = int((ends[i] - min(waiting)).total_seconds()) if waiting else 0
+        result.append(
+            {
+                "hour": _iso(starts[i]),
+                "delivered": per_hour[3 * i] or 0,
+                "dead": per_hour[3 * i + 1] or 0,
+                "failed_attempts": failed[i] or 0,
+                "lag_seconds": lag,
+            }
+        )
     return result
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """A datetime aggregate comes back raw (a string on SQLite): read it as the column would."""
+    if value is None or isinstance(value, datetime):
+        return value.replace(tzinfo=value.tzinfo or UTC) if value else None
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)

@@ -453,10 +453,30 @@ def test_work_state_lists_a_live_worker(app, client, admin_headers):
     assert seen["current_job"] is None
 
 
-def test_lag_at_each_hour_is_the_oldest_item_waiting_then():
-    start = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
-    ends = [start + timedelta(hours=h) for h in range(1, 5)]
-    # Created at start, delivered 2.5 h later; another still unfinished since 3.5 h.
-    completed = [(start, start + timedelta(hours=2, minutes=30))]
-    oldest = queries._oldest_waiting(ends, start + timedelta(hours=3, minutes=30), completed)
-    assert oldest == [start, start, None, start + timedelta(hours=3, minutes=30)]
+def test_lag_at_each_hour_is_the_oldest_item_waiting_then(app, client, admin_headers):
+    from datetime import datetime
+
+    with app.app_context():
+        platform = add_platform("lagged", "timerepublik", "https://l.test/api")
+        now = utcnow()
+        created, done = now - timedelta(hours=3), now - timedelta(minutes=90)
+        db.session.add(
+            OutboxItem(
+                platform_id=platform.id,
+                kind="push_transfer",
+                state="succeeded",
+                attempts=1,
+                created_at=created,
+                completed_at=done,
+            )
+        )
+        db.session.commit()
+    hours = client.get("/admin/api/activity?platform=lagged", headers=admin_headers).json["items"]
+    waited = []
+    for hour in hours:
+        moment = min(datetime.fromisoformat(hour["hour"]) + timedelta(hours=1), now)
+        expected = (moment - created).total_seconds() if created < moment < done else 0
+        assert hour["lag_seconds"] == pytest.approx(expected, abs=5), hour
+        waited.append(hour["lag_seconds"] > 0)
+    assert sum(waited) in (1, 2)  # the hour ends that fell inside its 90-minute wait
+    assert sum(h["delivered"] for h in hours) == 1
