@@ -833,7 +833,7 @@ def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any
     def in_hour(column: Any, i: int) -> Any:
         return and_(column >= starts[i], column < starts[i] + timedelta(hours=1))
 
-    columns = []
+    columns: list[Any] = []
     for i in range(hours):
         columns.append(func.sum(case((and_(in_hour(done, i), state == "succeeded"), 1), else_=0)))
         columns.append(func.sum(case((and_(in_hour(done, i), state == "dead"), 1), else_=0)))
