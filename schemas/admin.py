@@ -1,21 +1,14 @@
-"""Query arguments and bodies of the admin API.
-
-The outbox's kinds and states and the inbox's states are the stored rows' words: the gateway's
-models own them and hand them in (``OutboxQuery(states=..., kinds=...)``), so that these schemas
-import nothing from ``gateway`` and never drift from the database's check constraints.
-"""
+"""Query arguments and bodies of the admin API."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from schemas.vocabulary import INBOX_STATES, OUTBOX_KINDS, OUTBOX_STATES
 
-def _accept_only(schema: Schema, name: str, choices: Sequence[str]) -> None:
-    field = schema.fields[name]  # the schema's own copy of the declared field
-    field.validators = [*field.validators, validate.OneOf(tuple(choices))]
+# The outbox list's tabs: what an operator looks for, not the raw state column.
+OUTBOX_TABS = ("failing", "dead", "pending", "succeeded", "skipped", "all")
+BULK_ACTIONS = ("retry", "skip")
 
 
 class _Query(Schema):
@@ -26,28 +19,41 @@ class _Query(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
-class OutboxQuery(_Query):
-    """Filters of the outbox list: ``states`` and ``kinds`` are the outbox's own."""
+class OutboxFilter(Schema):
+    """Which outbox rows: a tab (or a raw state), a platform, a kind, a member."""
 
-    state = fields.String(load_default=None)
-    kind = fields.String(load_default=None)
+    class Meta:
+        unknown = EXCLUDE
+
+    tab = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_TABS))
+    state = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_STATES))
+    kind = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_KINDS))
     platform = fields.String(load_default=None)
+    member = fields.String(load_default=None, validate=validate.Length(1, 36))
 
-    def __init__(self, *, states: Sequence[str], kinds: Sequence[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        _accept_only(self, "state", states)
-        _accept_only(self, "kind", kinds)
+
+class OutboxQuery(OutboxFilter):
+    """Filters of the outbox list."""
+
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class BulkBody(OutboxFilter):
+    """Retry or skip every row a filter selects. ``expected`` is the count the operator was
+    shown: if the set changed since, nothing is done."""
+
+    action = fields.String(required=True, validate=validate.OneOf(BULK_ACTIONS))
+    reason = fields.String(required=True, validate=validate.Length(3, 500))
+    expected = fields.Integer(required=True, validate=validate.Range(1, 1000))
 
 
 class CallbackQuery(_Query):
-    """Filters of the callback list (parked by default): ``states`` are the inbox's own."""
+    """Filters of the callback log (every state unless one is asked for)."""
 
-    state = fields.String(load_default="parked")
+    state = fields.String(load_default=None, validate=validate.OneOf(INBOX_STATES))
     platform = fields.String(load_default=None)
-
-    def __init__(self, *, states: Sequence[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        _accept_only(self, "state", states)
+    event_type = fields.String(load_default=None, validate=validate.Length(1, 64))
 
 
 class AuditQuery(_Query):
@@ -55,6 +61,13 @@ class AuditQuery(_Query):
 
     action = fields.String(load_default=None)
     actor = fields.String(load_default=None)
+    target = fields.String(load_default=None, validate=validate.Length(1, 120))
+
+
+class RunQuery(_Query):
+    """Filters of the reconciliation runs."""
+
+    platform = fields.String(load_default=None)
 
 
 class ActivityQuery(Schema):
@@ -73,7 +86,7 @@ class MemberQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    q = fields.String(required=True, validate=validate.Length(1, 254))
+    q = fields.String(required=True, validate=validate.Length(2, 254))
 
 
 class SkipBody(Schema):

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from marshmallow import ValidationError
 
-from schemas.admin import CallbackQuery, OutboxQuery
+from gateway.sync.models import OutboxItem
+from schemas.admin import CallbackQuery, OutboxFilter
+from schemas.vocabulary import INBOX_STATES, OUTBOX_KINDS, OUTBOX_STATES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,12 +41,19 @@ def test_importing_every_schema_loads_no_gateway_module():
     assert done.stdout.strip() == ""
 
 
-def test_admin_filters_accept_only_the_words_they_are_given():
-    outbox = OutboxQuery(states=("pending", "dead"), kinds=("push_transfer",))
-    assert outbox.load({"state": "dead", "kind": "push_transfer"})["state"] == "dead"
+def test_the_models_and_the_admin_filters_share_one_vocabulary():
+    # The tables' check constraints and the filters are built from the same words.
+    assert OutboxItem.__table__.c.state.type.length >= max(map(len, OUTBOX_STATES))
+    constraints = {
+        c.name: str(c.sqltext) for c in OutboxItem.__table__.constraints if hasattr(c, "sqltext")
+    }
+    assert all(repr(state) in constraints["ck_outbox_state"] for state in OUTBOX_STATES)
+    assert all(repr(kind) in constraints["ck_outbox_kind"] for kind in OUTBOX_KINDS)
+    assert OutboxFilter().load({"state": "dead", "kind": "push_transfer"})["state"] == "dead"
     with pytest.raises(ValidationError) as caught:
-        outbox.load({"state": "succeeded", "kind": "erase_member"})
+        OutboxFilter().load({"state": "lost", "kind": "send_flowers"})
     assert set(caught.value.messages) == {"state", "kind"}
-    assert CallbackQuery(states=("parked",)).load({})["state"] == "parked"
+    for state in INBOX_STATES:
+        assert CallbackQuery().load({"state": state})["state"] == state
     with pytest.raises(ValidationError):
-        CallbackQuery(states=("parked",)).load({"state": "received"})
+        CallbackQuery().load({"state": "half-done"})

@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
+from gateway.admin import queries
 from gateway.admin.models import AdminAction
 from gateway.callbacks.models import InboxEvent
 from gateway.callbacks.processing import reprocess_event
@@ -16,7 +18,7 @@ from gateway.jobs import task
 from gateway.problems import Problem
 from gateway.redis_client import get_queue
 from gateway.sync.dispatch import ensure_drains
-from gateway.sync.models import OutboxItem
+from gateway.sync.models import OutboxItem, ReconciliationDifference
 from gateway.sync.reconcile import reconcile_platform
 
 log = logging.getLogger(__name__)
@@ -45,33 +47,33 @@ def _item(item_id: str) -> OutboxItem:
     return item
 
 
-def retry_item(actor: str, item_id: str) -> OutboxItem:
-    """Deliver a dead, skipped or waiting item again now, with a fresh set of attempts."""
-    item = _item(item_id)
+def _retry(actor: str, item: OutboxItem, reason: str | None) -> None:
     if item.state not in RETRYABLE_STATES:
         raise Problem(
             409,
             f"The item is {item.state}; only dead, skipped or pending items can be retried.",
             title="Cannot retry",
         )
-    previous = item.state
+    previous, spent = item.state, item.attempts
+    # A fresh budget of attempts for the retry policy; the attempts already made stay in
+    # sync_attempts and the audit row says how many the last round spent.
     item.state = "pending"
     item.attempts = 0
     item.next_attempt_at = utcnow()
     item.completed_at = None
     item.skipped_reason = None
-    _audit(actor, "outbox.retry", "outbox", item.id, previous_state=previous)
-    db.session.commit()
-    try:
-        ensure_drains([item.platform_id])
-    except RedisError:
-        log.warning("retry of %s saved; the sweeper will dispatch it (Redis unavailable)", item.id)
-    return item
+    _audit(
+        actor,
+        "outbox.retry",
+        "outbox",
+        item.id,
+        reason=reason,
+        previous_state=previous,
+        attempts_before=spent,
+    )
 
 
-def skip_item(actor: str, item_id: str, reason: str) -> OutboxItem:
-    """Give up on an item on purpose, saying why."""
-    item = _item(item_id)
+def _skip(actor: str, item: OutboxItem, reason: str) -> None:
     if item.state in ("succeeded", "skipped"):
         raise Problem(409, f"The item is already {item.state}.", title="Cannot skip")
     previous = item.state
@@ -79,8 +81,64 @@ def skip_item(actor: str, item_id: str, reason: str) -> OutboxItem:
     item.skipped_reason = reason
     item.completed_at = utcnow()
     _audit(actor, "outbox.skip", "outbox", item.id, reason=reason, previous_state=previous)
+
+
+def _wake(platform_ids: list[str]) -> None:
+    try:
+        ensure_drains(sorted(set(platform_ids)))
+    except RedisError:
+        log.warning("retry saved; the sweeper will dispatch it (Redis unavailable)")
+
+
+def retry_item(actor: str, item_id: str, reason: str | None = None) -> OutboxItem:
+    """Deliver a dead, skipped or waiting item again now."""
+    item = _item(item_id)
+    _retry(actor, item, reason)
+    db.session.commit()
+    _wake([item.platform_id])
+    return item
+
+
+def skip_item(actor: str, item_id: str, reason: str) -> OutboxItem:
+    """Give up on an item on purpose, saying why."""
+    item = _item(item_id)
+    _skip(actor, item, reason)
     db.session.commit()
     return item
+
+
+BULK_LIMIT = 1000
+
+
+def bulk(actor: str, filters: dict[str, Any], action: str, reason: str, expected: int) -> int:
+    """Retry or skip every row ``filters`` select, in one transaction with one audit row per
+    row. ``expected`` is the count the operator confirmed: a set that changed meanwhile is
+    refused rather than acted on unseen."""
+    ids = queries.outbox_ids(filters, BULK_LIMIT)
+    if len(ids) > BULK_LIMIT:
+        raise Problem(
+            422,
+            f"A bulk action takes at most {BULK_LIMIT} items; narrow the filter.",
+            title="Too many items",
+        )
+    if len(ids) != expected:
+        raise Problem(
+            409,
+            f"The filter now selects {len(ids)} items, not the {expected} confirmed; look again.",
+            title="The set changed",
+        )
+    items = db.session.scalars(
+        select(OutboxItem).where(OutboxItem.id.in_(ids)).with_for_update()
+    ).all()
+    for item in items:
+        if action == "retry":
+            _retry(actor, item, reason)
+        else:
+            _skip(actor, item, reason)
+    db.session.commit()
+    if action == "retry":
+        _wake([item.platform_id for item in items])
+    return len(items)
 
 
 @task
@@ -109,6 +167,25 @@ def reprocess_callback(actor: str, event_id: str) -> str:
         raise Problem(409, f"The event is {event.state}; only parked or failed ones.")
     _audit(actor, "callback.reprocess", "callback", event.id, previous_state=event.state)
     db.session.commit()
-    reprocess_event(event.id)
-    db.session.expire_all()
-    return db.session.get(InboxEvent, event_id).state
+    return reprocess_event(event.id)
+
+
+def resolve_difference(actor: str, difference_id: str, reason: str) -> str:
+    """Mark a reconciliation difference resolved, saying how; returns its run's id."""
+    difference = db.session.get(ReconciliationDifference, difference_id)
+    if difference is None:
+        raise Problem(404, f"No difference {difference_id}.", title="Not found")
+    if difference.resolved_at is not None:
+        raise Problem(409, "The difference is already resolved.", title="Already resolved")
+    difference.resolved_at = utcnow()
+    _audit(
+        actor,
+        "difference.resolve",
+        "difference",
+        difference.id,
+        reason=reason,
+        run_id=difference.run_id,
+        difference_minutes=difference.difference_minutes,
+    )
+    db.session.commit()
+    return difference.run_id

@@ -9,12 +9,15 @@ from marshmallow import Schema, ValidationError
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, api_admin
-from gateway.admin.filters import callback_query, outbox_query
 from gateway.problems import Problem, ValidationProblem
 from schemas.admin import (
     ActivityQuery,
     AuditQuery,
+    BulkBody,
+    CallbackQuery,
     MemberQuery,
+    OutboxQuery,
+    RunQuery,
     SkipBody,
 )
 
@@ -63,22 +66,42 @@ def reconcile(name: str) -> tuple[Response, int]:
     return jsonify({"queued": True, "job_id": job_id}), 202
 
 
+def _filters(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: args.get(k) for k in ("tab", "state", "kind", "platform", "member")}
+
+
 @bp.get("/outbox")
 @api_admin
 def outbox() -> Response:
-    """Outbound items, filterable by state, platform and kind."""
-    args = _load(outbox_query(), request.args)
-    return _listing(
-        *queries.outbox_page(
-            args["state"], args["platform"], args["kind"], args["cursor"], args["limit"]
-        )
+    """Outbound items, filterable by tab (or state), platform, kind and member; with the
+    count of each tab under the same filters."""
+    args = _load(OutboxQuery(), request.args)
+    filters = _filters(args)
+    items, next_cursor = queries.outbox_page(filters, args["cursor"], args["limit"])
+    return jsonify(
+        {
+            "items": items,
+            "next_cursor": next_cursor,
+            "counts": queries.outbox_tab_counts(filters),
+            "count_cap": queries.TAB_COUNT_CAP,
+        }
     )
+
+
+@bp.post("/outbox/bulk")
+@api_admin
+def bulk() -> Response:
+    """Retry or skip every item a filter selects: ``expected`` must equal what it selects now
+    (the count the caller confirmed), and each item gets its own audit row."""
+    body = _load(BulkBody(), request.get_json(silent=True))
+    done = actions.bulk(actor(), _filters(body), body["action"], body["reason"], body["expected"])
+    return jsonify({"action": body["action"], "done": done})
 
 
 @bp.get("/outbox/<item_id>")
 @api_admin
 def outbox_item(item_id: str) -> Response:
-    """One item with its attempts."""
+    """One item with its payload, member, transaction, attempts and operator actions."""
     detail = queries.outbox_detail(item_id)
     if detail is None:
         raise Problem(404, f"No outbox item {item_id}.", title="Not found")
@@ -88,7 +111,7 @@ def outbox_item(item_id: str) -> Response:
 @bp.post("/outbox/<item_id>/retry")
 @api_admin
 def retry(item_id: str) -> Response:
-    """Deliver again now."""
+    """Deliver again now (the attempts made so far stay in the item's history)."""
     actions.retry_item(actor(), item_id)
     return jsonify(queries.outbox_detail(item_id))
 
@@ -102,39 +125,94 @@ def skip(item_id: str) -> Response:
     return jsonify(queries.outbox_detail(item_id))
 
 
+@bp.get("/work")
+@api_admin
+def work() -> Response:
+    """Workers alive and what they run, queue depth, scheduler's last tick, Redis memory."""
+    return jsonify(queries.work_state())
+
+
 @bp.get("/callbacks")
 @api_admin
 def callbacks() -> Response:
-    """Callback events; parked ones by default."""
-    args = _load(callback_query(), request.args)
-    return _listing(
-        *queries.callbacks_page(args["state"], args["platform"], args["cursor"], args["limit"])
-    )
+    """Callback events of every state, filterable by state, platform and event type."""
+    args = _load(CallbackQuery(), request.args)
+    items, next_cursor = queries.callbacks_page(args, args["cursor"], args["limit"])
+    return _listing(items, next_cursor)
+
+
+@bp.get("/callbacks/<event_id>")
+@api_admin
+def callback(event_id: str) -> Response:
+    """One event with its payload and signature verdict."""
+    detail = queries.callback_detail(event_id)
+    if detail is None:
+        raise Problem(404, f"No callback event {event_id}.", title="Not found")
+    return jsonify(detail)
 
 
 @bp.post("/callbacks/<event_id>/reprocess")
 @api_admin
 def reprocess(event_id: str) -> Response:
-    """Apply a parked event again."""
+    """Apply a parked or failed event again."""
     state = actions.reprocess_callback(actor(), event_id)
     return jsonify({"id": event_id, "state": state})
+
+
+@bp.get("/reconciliation")
+@api_admin
+def runs() -> Response:
+    """Reconciliation runs with their figures, newest first."""
+    args = _load(RunQuery(), request.args)
+    return _listing(*queries.runs_page(args["platform"], args["cursor"], args["limit"]))
+
+
+@bp.get("/reconciliation/<run_id>")
+@api_admin
+def run(run_id: str) -> Response:
+    """One run with each difference, its explanation and what resolves it."""
+    detail = queries.run_detail(run_id)
+    if detail is None:
+        raise Problem(404, f"No reconciliation run {run_id}.", title="Not found")
+    return jsonify(detail)
+
+
+@bp.post("/reconciliation/differences/<difference_id>/resolve")
+@api_admin
+def resolve(difference_id: str) -> Response:
+    """Mark a difference resolved, saying how."""
+    body = _load(SkipBody(), request.get_json(silent=True) or request.form.to_dict())
+    run_id = actions.resolve_difference(actor(), difference_id, body["reason"])
+    return jsonify(queries.run_detail(run_id))
 
 
 @bp.get("/members")
 @api_admin
 def members() -> Response:
-    """Look a member up by id or email."""
+    """Members whose name, email or id contains ``q``."""
     args = _load(MemberQuery(), request.args)
-    return jsonify({"items": queries.member_lookup(args["q"])})
+    return jsonify({"items": queries.member_search(args["q"])})
+
+
+@bp.get("/members/<member_id>")
+@api_admin
+def member(member_id: str) -> Response:
+    """One member: links, consents, balances, postings, outbox items."""
+    detail = queries.member_detail(member_id)
+    if detail is None:
+        raise Problem(404, f"No member {member_id}.", title="Not found")
+    return jsonify(detail)
 
 
 @bp.get("/audit")
 @api_admin
 def audit() -> Response:
-    """Every admin action, newest first."""
+    """Every admin action, newest first, with the operator's name."""
     args = _load(AuditQuery(), request.args)
     return _listing(
-        *queries.audit_page(args["action"], args["actor"], args["cursor"], args["limit"])
+        *queries.audit_page(
+            args["action"], args["actor"], args["target"], args["cursor"], args["limit"]
+        )
     )
 
 

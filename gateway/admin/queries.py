@@ -3,22 +3,29 @@ state in Redis. The admin API and the admin page call these same functions."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_, select
+from rq import Worker
+from sqlalchemy import Select, and_, case, func, or_, select
 
 from connectors.errors import ConnectorError
 from gateway.admin import pagination
 from gateway.admin.models import AdminAction
+from gateway.auth.models import OAuthClient
 from gateway.callbacks.models import InboxEvent
+from gateway.callbacks.signature import SignatureError, verify
 from gateway.db import db, utcnow
 from gateway.federation.models import Consent, Platform, PlatformLink
+from gateway.federation.platforms import callback_platform
 from gateway.ledger import services as ledger
+from gateway.ledger.models import Account, Transaction
 from gateway.members.models import Member
+from gateway.observability.work_state import WorkStateCollector
 from gateway.sync.circuit import CircuitBreaker
 from gateway.sync.models import (
     OUTBOX_STATES,
@@ -28,10 +35,21 @@ from gateway.sync.models import (
     SyncAttempt,
 )
 from gateway.sync.remote import connector_for
+from schemas.vocabulary import INBOX_STATES
 
 SUCCESS_OUTCOMES = ("ok", "conflict")
+# A throttled attempt (429) spends nothing and is no failure of the delivery.
+NOT_FAILURES = (*SUCCESS_OUTCOMES, "throttled")
+OUTBOX_TAB_ORDER = ("failing", "dead", "pending", "succeeded", "skipped")
+TAB_COUNT_CAP = 1000
+ATTEMPT_LOG_LIMIT = 200
+MEMBER_LIST_LIMIT = 50
 # A platform whose oldest pending item waited longer than this is behind.
 LAG_WARNING_SECONDS = 300
+# Above this share of failed attempts in the last hour a platform is not called "in sync".
+HIGH_ERROR_RATE = 0.1
+# The scheduler ticks every minute (a heartbeat job); three missed ticks is silence.
+SCHEDULER_SILENT = timedelta(minutes=3)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -46,15 +64,28 @@ def circuit_state(platform: Platform) -> str:
         return "unknown"
 
 
-def _outbox_counts() -> dict[str, dict[str, int]]:
+def _count(query: Select) -> int:
+    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def _outbox_counts(platform_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Each platform's rows per state; succeeded ones counted up to TAB_COUNT_CAP, since a
+    platform's history of deliveries is most of the table and its exact size helps nobody."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTBOX_STATES, 0))
     rows = db.session.execute(
-        select(OutboxItem.platform_id, OutboxItem.state, func.count()).group_by(
-            OutboxItem.platform_id, OutboxItem.state
-        )
+        select(OutboxItem.platform_id, OutboxItem.state, func.count())
+        .where(OutboxItem.state.in_([s for s in OUTBOX_STATES if s != "succeeded"]))
+        .group_by(OutboxItem.platform_id, OutboxItem.state)
     )
     for platform_id, state, count in rows:
         counts[platform_id][state] = count
+    for platform_id in platform_ids:
+        capped = (
+            select(OutboxItem.id)
+            .where(OutboxItem.platform_id == platform_id, OutboxItem.state == "succeeded")
+            .limit(TAB_COUNT_CAP)
+        )
+        counts[platform_id]["succeeded"] = _count(capped)
     return counts
 
 
@@ -81,13 +112,13 @@ def _attempts_since(since: datetime) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in totals.items()}
 
 
-def _last_success() -> dict[str, datetime]:
-    rows = db.session.execute(
-        select(SyncAttempt.platform_id, func.max(SyncAttempt.started_at))
-        .where(SyncAttempt.outcome.in_(SUCCESS_OUTCOMES))
-        .group_by(SyncAttempt.platform_id)
+def _last_success(platform_id: str) -> datetime | None:
+    # Per platform, so that the (platform_id, started_at) index answers from its newest end.
+    return db.session.scalar(
+        select(func.max(SyncAttempt.started_at)).where(
+            SyncAttempt.platform_id == platform_id, SyncAttempt.outcome.in_(SUCCESS_OUTCOMES)
+        )
     )
-    return dict(rows.all())
 
 
 def _last_run(platform_id: str) -> dict[str, Any] | None:
@@ -122,11 +153,14 @@ def _last_run(platform_id: str) -> dict[str, Any] | None:
 
 
 def status_of(summary: dict[str, Any]) -> str:
-    """One word an operator can act on: ok, degraded, failing, circuit_open or disabled.
+    """One word an operator can act on, the most urgent first: disabled, circuit_open,
+    failing, degraded, differences, recovering or ok.
 
     Failing: something gave up (dead items) or the latest attempt failed. Degraded: items are
-    waiting for a retry or the oldest pending one is late. The hour's error rate is shown
-    beside it, but does not keep a recovered platform red for an hour.
+    waiting for a retry or the oldest pending one is late. Differences: the last
+    reconciliation left some open. Recovering: deliveries work again but many attempts of the
+    last hour failed. "ok" (in sync) is none of these: never beside open differences or a
+    high error rate.
     """
     if not summary["enabled"]:
         return "disabled"
@@ -136,6 +170,11 @@ def status_of(summary: dict[str, Any]) -> str:
         return "failing"
     if summary["retrying"] or summary["sync_lag_seconds"] > LAG_WARNING_SECONDS:
         return "degraded"
+    last_run = summary["last_reconciliation"]
+    if last_run and (last_run["open_differences"] or last_run["state"] in ("failed", "partial")):
+        return "differences"
+    if summary["error_rate_last_hour"] >= HIGH_ERROR_RATE:
+        return "recovering"
     return "ok"
 
 
@@ -161,13 +200,13 @@ def _retrying() -> dict[str, int]:
 def platforms_overview() -> list[dict[str, Any]]:
     """Every platform's health, in one pass over each table."""
     now = utcnow()
-    counts = _outbox_counts()
+    platforms = list(db.session.scalars(select(Platform).order_by(Platform.name)))
+    counts = _outbox_counts([p.id for p in platforms])
     oldest = _oldest_pending()
     attempts = _attempts_since(now - timedelta(hours=1))
-    successes = _last_success()
     retrying = _retrying()
     result = []
-    for platform in db.session.scalars(select(Platform).order_by(Platform.name)):
+    for platform in platforms:
         total, failed = attempts.get(platform.id, (0, 0))
         summary = {
             "name": platform.name,
@@ -176,10 +215,11 @@ def platforms_overview() -> list[dict[str, Any]]:
             "enabled": platform.enabled,
             "circuit": circuit_state(platform),
             "outbox": counts.get(platform.id, dict.fromkeys(OUTBOX_STATES, 0)),
+            "outbox_succeeded_capped_at": TAB_COUNT_CAP,
             "sync_lag_seconds": int((now - oldest[platform.id]).total_seconds())
             if platform.id in oldest
             else 0,
-            "last_success_at": _iso(successes.get(platform.id)),
+            "last_success_at": _iso(_last_success(platform.id)),
             "attempts_last_hour": total,
             "failures_last_hour": failed,
             "error_rate_last_hour": round(failed / total, 3) if total else 0.0,
@@ -190,6 +230,11 @@ def platforms_overview() -> list[dict[str, Any]]:
         summary["status"] = status_of(summary)
         result.append(summary)
     return result
+
+
+def platform_names() -> list[dict[str, str]]:
+    """Every platform's name, for filters."""
+    return [{"name": n} for n in db.session.scalars(select(Platform.name).order_by(Platform.name))]
 
 
 def platform_by_name(name: str) -> Platform | None:
@@ -204,6 +249,7 @@ def outbox_item(row: OutboxItem, platform_names: dict[str, str]) -> dict[str, An
         "platform": platform_names.get(row.platform_id, row.platform_id),
         "kind": row.kind,
         "state": row.state,
+        "tab": tab_of(row.state, row.attempts),
         "member_id": row.member_id,
         "transaction_id": row.transaction_id,
         "attempts": row.attempts,
@@ -220,25 +266,106 @@ def _platform_names() -> dict[str, str]:
     return dict(db.session.execute(select(Platform.id, Platform.name)).all())
 
 
+def tab_of(state: str, attempts: int) -> str:
+    """The tab an item sits in: waiting items that already failed are "failing"."""
+    if state in ("pending", "running"):
+        return "failing" if attempts > 0 else "pending"
+    return state
+
+
+def _tab_condition(tab: str) -> Any:
+    waiting = OutboxItem.state.in_(("pending", "running"))
+    if tab == "failing":
+        return and_(waiting, OutboxItem.attempts > 0)
+    if tab == "pending":
+        return and_(waiting, OutboxItem.attempts == 0)
+    return OutboxItem.state == tab
+
+
+def _filtered(query: Select, filters: dict[str, Any], *, with_tab: bool = True) -> Select:
+    if with_tab and filters.get("tab") and filters["tab"] != "all":
+        query = query.where(_tab_condition(filters["tab"]))
+    if filters.get("state"):
+        query = query.where(OutboxItem.state == filters["state"])
+    if filters.get("kind"):
+        query = query.where(OutboxItem.kind == filters["kind"])
+    if filters.get("member"):
+        query = query.where(OutboxItem.member_id == filters["member"])
+    if filters.get("platform"):
+        found = platform_by_name(filters["platform"])
+        query = query.where(OutboxItem.platform_id == (found.id if found else ""))
+    return query
+
+
+def outbox_tab_counts(filters: dict[str, Any]) -> dict[str, int]:
+    """How many rows each tab holds under the other filters, counted up to TAB_COUNT_CAP
+    (a tab of a million successes needs no exact figure, and counting it all is slow)."""
+    counts = {}
+    for tab in OUTBOX_TAB_ORDER:
+        capped = _filtered(select(OutboxItem.id), filters, with_tab=False).where(
+            _tab_condition(tab)
+        )
+        counts[tab] = _count(capped.limit(TAB_COUNT_CAP))
+    return counts
+
+
 def outbox_page(
-    state: str | None, platform: str | None, kind: str | None, cursor: str | None, limit: int
+    filters: dict[str, Any], cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Outbox rows, newest first, filtered."""
-    query = select(OutboxItem)
-    if state:
-        query = query.where(OutboxItem.state == state)
-    if kind:
-        query = query.where(OutboxItem.kind == kind)
-    if platform:
-        found = platform_by_name(platform)
-        query = query.where(OutboxItem.platform_id == (found.id if found else ""))
+    query = _filtered(select(OutboxItem), filters)
     rows, next_cursor = pagination.page(query, OutboxItem.created_at, OutboxItem.id, cursor, limit)
     names = _platform_names()
     return [outbox_item(r, names) for r in rows], next_cursor
 
 
+def outbox_ids(filters: dict[str, Any], limit: int) -> list[str]:
+    """The ids a bulk action on ``filters`` would touch (at most ``limit`` + 1, so the caller
+    can tell a set that is too big)."""
+    query = _filtered(select(OutboxItem.id), filters).order_by(OutboxItem.created_at)
+    return list(db.session.scalars(query.limit(limit + 1)))
+
+
+def _transaction(transaction_id: str | None) -> dict[str, Any] | None:
+    if not transaction_id:
+        return None
+    tx = db.session.get(Transaction, transaction_id)
+    if tx is None:
+        return {"id": transaction_id, "missing": True}
+    owners = dict(
+        db.session.execute(
+            select(Account.id, Account.member_id).where(
+                Account.id.in_([e.account_id for e in tx.entries])
+            )
+        ).all()
+    )
+    return {
+        "id": tx.id,
+        "missing": False,
+        "kind": tx.kind,
+        "description": tx.description,
+        "occurred_at": _iso(tx.occurred_at),
+        "reversal_of": tx.reversal_of,
+        "entries": [
+            {"member_id": owners.get(e.account_id), "amount_minutes": e.amount_minutes}
+            for e in tx.entries
+        ],
+    }
+
+
+def _member_brief(member_id: str | None) -> dict[str, Any] | None:
+    if not member_id:
+        return None
+    member = db.session.get(Member, member_id)
+    if member is None:
+        return {"id": member_id, "display_name": None, "email": None}
+    return {"id": member.id, "display_name": member.display_name, "email": member.email}
+
+
 def outbox_detail(item_id: str) -> dict[str, Any] | None:
-    """One outbox row with every attempt at it, newest first."""
+    """One outbox row with its payload, member, local transaction, every attempt at it and
+    every operator action on it, newest first. Attempts are never deleted: a retry starts a
+    new round of the row's attempt budget, and the history keeps the earlier rounds."""
     row = db.session.get(OutboxItem, item_id)
     if row is None:
         return None
@@ -246,9 +373,17 @@ def outbox_detail(item_id: str) -> dict[str, Any] | None:
         select(SyncAttempt)
         .where(SyncAttempt.outbox_id == item_id)
         .order_by(SyncAttempt.started_at.desc())
-        .limit(100)
+        .limit(ATTEMPT_LOG_LIMIT)
     )
     detail = outbox_item(row, _platform_names())
+    detail["attempts_total"] = db.session.scalar(
+        select(func.count()).select_from(SyncAttempt).where(SyncAttempt.outbox_id == item_id)
+    )
+    detail["payload"] = row.payload
+    detail["result"] = row.result
+    detail["depends_on_id"] = row.depends_on_id
+    detail["member"] = _member_brief(row.member_id)
+    detail["transaction"] = _transaction(row.transaction_id)
     detail["attempt_log"] = [
         {
             "started_at": _iso(a.started_at),
@@ -259,62 +394,333 @@ def outbox_detail(item_id: str) -> dict[str, Any] | None:
         }
         for a in attempts
     ]
+    detail["actions"] = [
+        _audit_row(a, _actor_names([a.actor]))
+        for a in db.session.scalars(
+            select(AdminAction)
+            .where(AdminAction.target_type == "outbox", AdminAction.target_id == item_id)
+            .order_by(AdminAction.created_at.desc())
+            .limit(ATTEMPT_LOG_LIMIT)
+        )
+    ]
     return detail
 
 
-def callbacks_page(
-    state: str | None, platform: str | None, cursor: str | None, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Callback events (parked ones by default), newest first."""
-    query = select(InboxEvent)
-    if state:
-        query = query.where(InboxEvent.state == state)
-    if platform:
-        found = platform_by_name(platform)
-        query = query.where(InboxEvent.platform_id == (found.id if found else ""))
+def _callback_row(r: InboxEvent, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "platform": names.get(r.platform_id, r.platform_id),
+        "webhook_id": r.webhook_id,
+        "event_type": r.event_type,
+        "state": r.state,
+        "attempts": r.attempts,
+        "parked_reason": r.parked_reason,
+        "received_at": _iso(r.received_at),
+        "processed_at": _iso(r.processed_at),
+        "transaction_id": r.transaction_id,
+    }
 
+
+def callbacks_page(
+    filters: dict[str, Any], cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Callback events of every state (or the one asked for), newest first."""
+    query = select(InboxEvent)
+    if filters.get("state"):
+        query = query.where(InboxEvent.state == filters["state"])
+    if filters.get("event_type"):
+        query = query.where(InboxEvent.event_type == filters["event_type"])
+    if filters.get("platform"):
+        found = platform_by_name(filters["platform"])
+        query = query.where(InboxEvent.platform_id == (found.id if found else ""))
     rows, next_cursor = pagination.page(query, InboxEvent.received_at, InboxEvent.id, cursor, limit)
     names = _platform_names()
+    return [_callback_row(r, names) for r in rows], next_cursor
+
+
+def callback_state_counts() -> dict[str, int]:
+    """Events per state, each counted up to TAB_COUNT_CAP."""
+    counts = {}
+    for state in INBOX_STATES:
+        capped = select(InboxEvent.id).where(InboxEvent.state == state).limit(TAB_COUNT_CAP)
+        counts[state] = _count(capped)
+    return counts
+
+
+def signature_verdict(event: InboxEvent) -> str:
+    """Whether the stored headers and body still verify against the platform's secrets.
+
+    Every stored event passed the check when it arrived (nothing unsigned is stored); this
+    says whether it still would, setting the 5-minute clock aside: "valid", "rotated" (no
+    current secret signs it: the secret changed since), "no_secret" (the platform is gone
+    or disabled), or "missing" (no signature was kept with it)."""
+    if not event.headers.get("webhook-signature"):
+        return "missing"
+    platform = db.session.get(Platform, event.platform_id)
+    known = callback_platform(platform.name) if platform else None
+    if known is None:
+        return "no_secret"
+    try:
+        stamp = float(event.headers.get("webhook-timestamp", "0"))
+        verify(event.headers, event.body.encode("utf-8"), known.secrets, now=stamp)
+    except (SignatureError, ValueError):
+        return "rotated"
+    return "valid"
+
+
+def callback_detail(event_id: str) -> dict[str, Any] | None:
+    """One callback event with its payload and signature verdict."""
+    event = db.session.get(InboxEvent, event_id)
+    if event is None:
+        return None
+    detail = _callback_row(event, _platform_names())
+    try:
+        detail["payload"] = json.loads(event.body)
+    except ValueError:
+        detail["payload"] = event.body
+    detail["headers"] = {k: v for k, v in event.headers.items() if k != "webhook-signature"}
+    detail["signature"] = signature_verdict(event)
+    return detail
+
+
+def work_state() -> dict[str, Any]:
+    """Workers, queue depth, the scheduler's last tick and Redis memory: what carries the work.
+
+    The figures are the ones /metrics exports (the same collector reads them); the worker
+    list adds what each one runs now."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state: dict[str, Any] = {
+        "redis_ok": False,
+        "workers": [],
+        "workers_alive": 0,
+        "queue": app.extensions["queue"].name,
+        "queue_depth": None,
+        "scheduler_last_tick": None,
+        "scheduler_late": True,
+        "redis_memory_bytes": None,
+        "redis_max_memory_bytes": None,
+    }
+    for family in WorkStateCollector(app).collect():
+        for sample in family.samples:
+            if sample.name == "gateway_redis_scrape_ok":
+                state["redis_ok"] = bool(sample.value)
+            elif sample.name == "gateway_workers":
+                state["workers_alive"] = int(sample.value)
+            elif sample.name == "gateway_queue_jobs":
+                state["queue_depth"] = int(sample.value)
+            elif sample.name == "gateway_scheduler_heartbeat_timestamp_seconds":
+                tick = datetime.fromtimestamp(sample.value, tz=UTC)
+                state["scheduler_last_tick"] = tick.isoformat()
+                state["scheduler_late"] = utcnow() - tick > SCHEDULER_SILENT
+    if not state["redis_ok"]:
+        return state
+    connection = app.extensions["redis"]
+    try:
+        memory = connection.info("memory")
+        state["redis_memory_bytes"] = memory.get("used_memory")
+        state["redis_max_memory_bytes"] = memory.get("maxmemory") or None
+        for worker in Worker.all(queue=app.extensions["queue"]):
+            job = worker.get_current_job()
+            state["workers"].append(
+                {
+                    "name": worker.name,
+                    "state": worker.get_state(),
+                    "pid": worker.pid,
+                    "hostname": worker.hostname,
+                    "current_job": job.func_name if job else None,
+                    "last_heartbeat": _iso(worker.last_heartbeat),
+                    "successful_jobs": worker.successful_job_count,
+                    "failed_jobs": worker.failed_job_count,
+                }
+            )
+    except RedisError:
+        state["redis_ok"] = False
+    return state
+
+
+def _run_row(run: ReconciliationRun, names: dict[str, str], open_count: int) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "platform": names.get(run.platform_id, run.platform_id),
+        "state": run.state,
+        "trigger": run.trigger,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "wallets_checked": run.wallets_checked,
+        "transfers_seen": run.transfers_seen,
+        "imported": run.imported,
+        "revived": run.resent,
+        "differences": run.differences,
+        "open_differences": open_count,
+        "error": run.error,
+    }
+
+
+def runs_page(
+    platform: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Reconciliation runs, newest first, with their figures."""
+    query = select(ReconciliationRun)
+    if platform:
+        found = platform_by_name(platform)
+        query = query.where(ReconciliationRun.platform_id == (found.id if found else ""))
+    rows, next_cursor = pagination.page(
+        query, ReconciliationRun.started_at, ReconciliationRun.id, cursor, limit
+    )
+    open_counts = dict(
+        db.session.execute(
+            select(ReconciliationDifference.run_id, func.count())
+            .where(
+                ReconciliationDifference.run_id.in_([r.id for r in rows]),
+                ReconciliationDifference.resolved_at.is_(None),
+            )
+            .group_by(ReconciliationDifference.run_id)
+        ).all()
+    )
+    names = _platform_names()
+    return [_run_row(r, names, open_counts.get(r.id, 0)) for r in rows], next_cursor
+
+
+# What resolves each kind of difference, in the order an operator would try.
+RESOLUTIONS = {
+    "outbound_pending": ("outbox", "member", "resolve"),
+    "inbound_not_imported": ("callbacks", "reconcile", "member", "resolve"),
+    "not_mirrored": ("outbox", "member", "reconcile", "resolve"),
+    "unexplained": ("member", "reconcile", "resolve"),
+}
+
+
+def run_detail(run_id: str) -> dict[str, Any] | None:
+    """One run with every difference it found, each with its explanation and resolutions."""
+    run = db.session.get(ReconciliationRun, run_id)
+    if run is None:
+        return None
+    differences = db.session.scalars(
+        select(ReconciliationDifference)
+        .where(ReconciliationDifference.run_id == run_id)
+        .order_by(ReconciliationDifference.resolved_at.is_not(None), ReconciliationDifference.id)
+        .limit(500)
+    ).all()
+    members = {
+        m.id: m
+        for m in db.session.scalars(
+            select(Member).where(Member.id.in_({d.member_id for d in differences if d.member_id}))
+        )
+    }
+    open_count = sum(1 for d in differences if d.resolved_at is None)
+    detail = _run_row(run, _platform_names(), open_count)
+    detail["difference_list"] = [
+        {
+            "id": d.id,
+            "member_id": d.member_id,
+            "member_name": members[d.member_id].display_name if d.member_id in members else None,
+            "remote_wallet_id": d.remote_wallet_id,
+            "local_minutes": d.local_minutes,
+            "expected_remote_minutes": d.expected_remote_minutes,
+            "remote_minutes": d.remote_minutes,
+            "difference_minutes": d.difference_minutes,
+            "pending_outbound_minutes": d.pending_outbound_minutes,
+            "pending_inbound_minutes": d.pending_inbound_minutes,
+            "explanation": d.explanation,
+            "resolutions": list(RESOLUTIONS.get(d.explanation, ("resolve",))),
+            "resolved_at": _iso(d.resolved_at),
+        }
+        for d in differences
+    ]
+    return detail
+
+
+def member_search(q: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Members whose name, email or id contains ``q`` (any part, any case), by name.
+
+    The first ``limit`` matches are sorted here rather than in SQL: without an ORDER BY a
+    common word stops the scan after ``limit`` rows instead of sorting every match."""
+    pattern = f"%{q.strip().lower()}%"
+    found = db.session.scalars(
+        select(Member)
+        .where(
+            or_(
+                func.lower(Member.display_name).like(pattern),
+                Member.email.like(pattern),
+                Member.id.like(pattern),
+            )
+        )
+        .limit(limit)
+    )
+    rows = sorted(found, key=lambda m: (m.display_name.lower(), m.id))
     return [
         {
-            "id": r.id,
-            "platform": names.get(r.platform_id, r.platform_id),
-            "webhook_id": r.webhook_id,
-            "event_type": r.event_type,
-            "state": r.state,
-            "attempts": r.attempts,
-            "parked_reason": r.parked_reason,
-            "received_at": _iso(r.received_at),
+            "id": m.id,
+            "email": m.email,
+            "display_name": m.display_name,
+            "status": m.status,
+            "is_admin": m.is_admin,
         }
-        for r in rows
-    ], next_cursor
+        for m in rows
+    ]
+
+
+def _actor_names(actors: list[str]) -> dict[str, str]:
+    """``member:<id>`` and ``client:<id>`` audit names to what a person recognises."""
+    member_ids = {a.split(":", 1)[1] for a in actors if a.startswith("member:")}
+    client_ids = {a.split(":", 1)[1] for a in actors if a.startswith("client:")}
+    names: dict[str, str] = {}
+    if member_ids:
+        for member_id, name, email in db.session.execute(
+            select(Member.id, Member.display_name, Member.email).where(Member.id.in_(member_ids))
+        ):
+            names[f"member:{member_id}"] = f"{name} <{email}>"
+    if client_ids:
+        for client_id, name in db.session.execute(
+            select(OAuthClient.client_id, OAuthClient.name).where(
+                OAuthClient.client_id.in_(client_ids)
+            )
+        ):
+            names[f"client:{client_id}"] = name or client_id
+    return names
+
+
+def _audit_row(row: AdminAction, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "actor": row.actor,
+        "actor_name": names.get(row.actor, row.actor),
+        "action": row.action,
+        "target_type": row.target_type,
+        "target_id": row.target_id,
+        "reason": row.reason,
+        "details": row.details,
+        "created_at": _iso(row.created_at),
+    }
 
 
 def audit_page(
-    action: str | None, actor: str | None, cursor: str | None, limit: int
+    action: str | None, actor: str | None, target: str | None, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The audit log, newest first."""
+    """The audit log, newest first, with each operator's name."""
     query = select(AdminAction)
     if action:
         query = query.where(AdminAction.action == action)
     if actor:
         query = query.where(AdminAction.actor == actor)
+    if target:
+        query = query.where(AdminAction.target_id == target)
     rows, next_cursor = pagination.page(
         query, AdminAction.created_at, AdminAction.id, cursor, limit
     )
-    return [
-        {
-            "id": r.id,
-            "actor": r.actor,
-            "action": r.action,
-            "target_type": r.target_type,
-            "target_id": r.target_id,
-            "reason": r.reason,
-            "details": r.details,
-            "created_at": _iso(r.created_at),
-        }
-        for r in rows
-    ], next_cursor
+    names = _actor_names([r.actor for r in rows])
+    return [_audit_row(r, names) for r in rows], next_cursor
+
+
+def audit_filters() -> dict[str, list[Any]]:
+    """The actions and operators the audit log can be filtered by."""
+    actions = list(db.session.scalars(select(AdminAction.action).distinct().order_by("action")))
+    actors = list(db.session.scalars(select(AdminAction.actor).distinct().limit(200)))
+    names = _actor_names(actors)
+    return {
+        "actions": actions,
+        "actors": sorted(((a, names.get(a, a)) for a in actors), key=lambda pair: pair[1]),
+    }
 
 
 def _remote_balance(platform: Platform, wallet_id: str | None) -> dict[str, Any]:
@@ -327,93 +733,146 @@ def _remote_balance(platform: Platform, wallet_id: str | None) -> dict[str, Any]
     return {"minutes": balance.minutes, "error": None}
 
 
-def member_lookup(q: str) -> list[dict[str, Any]]:
-    """Members whose id or email is ``q`` (or whose email starts with it): links, consents, and
-    the local balance beside each platform's live remote balance."""
-    q = q.strip()
-    members = db.session.scalars(
-        select(Member)
-        .where(or_(Member.id == q, Member.email == q.lower(), Member.email.startswith(q.lower())))
-        .order_by(Member.email)
-        .limit(20)
-    ).all()
-    names = {p.id: p for p in db.session.scalars(select(Platform))}
-    found = []
-    for member in members:
-        account = ledger.find_member_account(member.id)
-        links = db.session.scalars(select(PlatformLink).where(PlatformLink.member_id == member.id))
-        consents = db.session.scalars(select(Consent).where(Consent.member_id == member.id))
-        found.append(
+def member_detail(member_id: str) -> dict[str, Any] | None:
+    """One member: links, consents, the local balance beside each platform's live remote
+    balance (flagged when they differ), recent postings and outbox items."""
+    member = db.session.get(Member, member_id)
+    if member is None:
+        return None
+    account = ledger.find_member_account(member.id)
+    local = account.balance_minutes if account else 0
+    platforms = {p.id: p for p in db.session.scalars(select(Platform))}
+    links = []
+    for link in db.session.scalars(select(PlatformLink).where(PlatformLink.member_id == member.id)):
+        remote = (
+            _remote_balance(platforms[link.platform_id], link.remote_wallet_id)
+            if link.state == "active"
+            else None
+        )
+        links.append(
             {
-                "id": member.id,
-                "email": member.email,
-                "display_name": member.display_name,
-                "status": member.status,
-                "is_admin": member.is_admin,
-                "local_balance_minutes": account.balance_minutes if account else 0,
-                "links": [
-                    {
-                        "platform": names[link.platform_id].name,
-                        "state": link.state,
-                        "linked_via": link.linked_via,
-                        "remote_member_id": link.remote_member_id,
-                        "remote_wallet_id": link.remote_wallet_id,
-                        "remote_balance": _remote_balance(
-                            names[link.platform_id], link.remote_wallet_id
-                        )
-                        if link.state == "active"
-                        else None,
-                    }
-                    for link in links
-                ],
-                "consents": [
-                    {
-                        "platform": names[c.platform_id].name,
-                        "fields": c.fields,
-                        "text_version": c.text_version,
-                        "granted_at": _iso(c.granted_at),
-                        "withdrawn_at": _iso(c.withdrawn_at),
-                    }
-                    for c in consents
-                ],
+                "platform": platforms[link.platform_id].name,
+                "state": link.state,
+                "linked_via": link.linked_via,
+                "remote_member_id": link.remote_member_id,
+                "remote_wallet_id": link.remote_wallet_id,
+                "remote_balance": remote,
+                "balance_differs": bool(
+                    remote and remote["minutes"] is not None and remote["minutes"] != local
+                ),
             }
         )
-    return found
+    postings = ledger.statement(account.id, limit=MEMBER_LIST_LIMIT)[0] if account else []
+    outbox = db.session.scalars(
+        select(OutboxItem)
+        .where(OutboxItem.member_id == member.id)
+        .order_by(OutboxItem.created_at.desc(), OutboxItem.id.desc())
+        .limit(MEMBER_LIST_LIMIT)
+    )
+    names = {pid: p.name for pid, p in platforms.items()}
+    return {
+        "id": member.id,
+        "email": member.email,
+        "display_name": member.display_name,
+        "status": member.status,
+        "is_admin": member.is_admin,
+        "locale": member.locale,
+        "created_at": _iso(member.created_at),
+        "local_balance_minutes": local,
+        "links": links,
+        "consents": [
+            {
+                "platform": names[c.platform_id],
+                "fields": c.fields,
+                "text_version": c.text_version,
+                "granted_at": _iso(c.granted_at),
+                "withdrawn_at": _iso(c.withdrawn_at),
+            }
+            for c in db.session.scalars(select(Consent).where(Consent.member_id == member.id))
+        ],
+        "postings": [
+            {
+                "transaction_id": line.transaction_id,
+                "kind": line.kind,
+                "description": line.description,
+                "amount_minutes": line.amount_minutes,
+                "balance_after_minutes": line.balance_after_minutes,
+                "occurred_at": _iso(line.occurred_at),
+            }
+            for line in postings
+        ],
+        "outbox": [outbox_item(row, names) for row in outbox],
+    }
 
 
 def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any]]:
-    """Per hour: deliveries that succeeded and failed, and the sync lag of what completed
-    (longest wait from an item's creation to its completion, in seconds)."""
-    now = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    since = now - timedelta(hours=hours)
-    buckets = {
-        since + timedelta(hours=h): {"succeeded": 0, "failed": 0, "lag_seconds": 0}
-        for h in range(hours)
-    }
+    """Per hour: items delivered (one per item, however many attempts it took), items that
+    went dead, failed attempts, and the sync lag at the hour's end.
+
+    Sync lag has one definition across the gateway (this chart, its table, the platforms
+    table and /metrics): how long the oldest item not yet delivered has been waiting. At an
+    hour's end that is the oldest unfinished item, or the oldest one created before and
+    completed after it (a dead or skipped item stops being waited for when it ends: it is in
+    the operators' hands, and the dead-letter count says so).
+
+    Each figure is one aggregate per hour computed by the database in one pass over the
+    window's rows: a day of a busy platform is tens of thousands of rows, too many to carry
+    into Python on every page view.
+    """
+    now = utcnow()
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    starts = [end - timedelta(hours=hours - h) for h in range(hours)]
+    ends = [min(start + timedelta(hours=1), now) for start in starts]
+    since = starts[0]
     platform_id = None
     if platform:
         found = platform_by_name(platform)
         platform_id = found.id if found else ""
 
-    def bucket(moment: datetime) -> dict[str, int] | None:
-        return buckets.get(moment.replace(minute=0, second=0, microsecond=0))
+    done, created, state = OutboxItem.completed_at, OutboxItem.created_at, OutboxItem.state
 
-    attempts = select(SyncAttempt.started_at, SyncAttempt.outcome).where(
-        SyncAttempt.started_at >= since
-    )
-    done = select(OutboxItem.created_at, OutboxItem.completed_at).where(
-        OutboxItem.completed_at >= since, OutboxItem.state == "succeeded"
-    )
+    def in_hour(column: Any, i: int) -> Any:
+        return and_(column >= starts[i], column < starts[i] + timedelta(hours=1))
+
+    columns: list[Any] = []
+    for i in range(hours):
+        columns.append(func.sum(case((and_(in_hour(done, i), state == "succeeded"), 1), else_=0)))
+        columns.append(func.sum(case((and_(in_hour(done, i), state == "dead"), 1), else_=0)))
+        columns.append(func.min(case((and_(created < ends[i], done > ends[i]), created))))
+    items = select(*columns).where(done >= since)
+    failures = select(
+        *(func.sum(case((in_hour(SyncAttempt.started_at, i), 1), else_=0)) for i in range(hours))
+    ).where(SyncAttempt.started_at >= since, SyncAttempt.outcome.not_in(NOT_FAILURES))
+    oldest = select(func.min(created)).where(state.in_(("pending", "running")))
     if platform_id is not None:
-        attempts = attempts.where(SyncAttempt.platform_id == platform_id)
-        done = done.where(OutboxItem.platform_id == platform_id)
-    for started_at, outcome in db.session.execute(attempts).yield_per(1000):
-        slot = bucket(started_at)
-        if slot is not None:
-            slot["succeeded" if outcome in SUCCESS_OUTCOMES else "failed"] += 1
-    for created_at, completed_at in db.session.execute(done).yield_per(1000):
-        slot = bucket(completed_at)
-        if slot is not None:
-            wait = int((completed_at - created_at).total_seconds())
-            slot["lag_seconds"] = max(slot["lag_seconds"], wait)
-    return [{"hour": _iso(hour), **values} for hour, values in sorted(buckets.items())]
+        items = items.where(OutboxItem.platform_id == platform_id)
+        failures = failures.where(SyncAttempt.platform_id == platform_id)
+        oldest = oldest.where(OutboxItem.platform_id == platform_id)
+    per_hour = db.session.execute(items).one()
+    failed = db.session.execute(failures).one()
+    oldest_unfinished = db.session.scalar(oldest)
+    result = []
+    for i in range(hours):
+        waiting = [
+            moment
+            for moment in (_as_utc(per_hour[3 * i + 2]), oldest_unfinished)
+            if moment is not None and moment < ends[i]
+        ]
+        lag = int((ends[i] - min(waiting)).total_seconds()) if waiting else 0
+        result.append(
+            {
+                "hour": _iso(starts[i]),
+                "delivered": per_hour[3 * i] or 0,
+                "dead": per_hour[3 * i + 1] or 0,
+                "failed_attempts": failed[i] or 0,
+                "lag_seconds": lag,
+            }
+        )
+    return result
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """A datetime aggregate comes back raw (a string on SQLite): read it as the column would."""
+    if value is None or isinstance(value, datetime):
+        return value.replace(tzinfo=value.tzinfo or UTC) if value else None
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)

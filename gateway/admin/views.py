@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+import flask
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
+from werkzeug.wrappers import Response
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, page_admin
 from gateway.admin.chart import activity_svg
-from gateway.admin.filters import callback_query, outbox_query
 from gateway.i18n import gettext
 from gateway.members.blueprint import safe_next
 from gateway.problems import Problem
-from schemas.admin import AuditQuery, SkipBody
+from schemas.admin import (
+    AuditQuery,
+    BulkBody,
+    CallbackQuery,
+    OutboxFilter,
+    OutboxQuery,
+    RunQuery,
+    SkipBody,
+)
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
 
+FILTER_KEYS = ("tab", "kind", "platform", "member")
 
-def _args(schema: Callable[[], Schema], data: object) -> dict:
+
+@bp.app_template_filter("admin_duration")
+def duration(seconds: int) -> str:
+    """Seconds as an operator reads them: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def _args(schema: type, data: object) -> dict:
     try:
         return schema().load(data)
     except ValidationError as error:
@@ -29,13 +52,18 @@ def _args(schema: Callable[[], Schema], data: object) -> dict:
 
 
 def _page(template: str, **context: object) -> Response:
-    return Response(render_template(f"admin/{template}", **context))
+    return flask.Response(render_template(f"admin/{template}", **context))
+
+
+def _filters(args: dict[str, Any]) -> dict[str, Any]:
+    """The outbox filters that are set, as query arguments."""
+    return {k: args[k] for k in FILTER_KEYS if args.get(k)}
 
 
 @bp.get("")
 @page_admin
 def overview() -> Response:
-    """Platforms at a glance, the 24-hour chart, and what needs attention."""
+    """Platforms at a glance, the work carriers, the 24-hour chart, what needs attention."""
     buckets = queries.activity(24)
     chart = activity_svg(
         buckets,
@@ -45,13 +73,16 @@ def overview() -> Response:
             "lag": gettext("admin.chart.lag"),
         },
     )
-    dead, _ = queries.outbox_page("dead", None, None, None, 20)
-    parked, _ = queries.callbacks_page("parked", None, None, 20)
+    failing, _ = queries.outbox_page({"tab": "failing"}, None, 10)
+    dead, _ = queries.outbox_page({"tab": "dead"}, None, 10)
+    parked, _ = queries.callbacks_page({"state": "parked"}, None, 10)
     return _page(
         "overview.html",
         platforms=queries.platforms_overview(),
+        work=queries.work_state(),
         chart=Markup(chart),  # noqa: S704 - built from numbers and escaped labels only
         buckets=buckets,
+        failing=failing,
         dead=dead,
         parked=parked,
     )
@@ -60,18 +91,67 @@ def overview() -> Response:
 @bp.get("/outbox")
 @page_admin
 def outbox() -> Response:
-    """Outbound items, filtered and paginated."""
-    args = _args(outbox_query, request.args)
-    items, next_cursor = queries.outbox_page(
-        args["state"], args["platform"], args["kind"], args["cursor"], args["limit"]
+    """Outbound items in tabs by state, with counts, filters and bulk actions."""
+    args = _args(OutboxQuery, request.args)
+    counts = queries.outbox_tab_counts(args)
+    if not args["tab"] and not args["state"]:
+        # Open on the first tab with something in it: failing work is never hidden.
+        args["tab"] = next((t for t in ("failing", "dead", "pending") if counts[t]), "succeeded")
+    items, next_cursor = queries.outbox_page(args, args["cursor"], args["limit"])
+    return _page(
+        "outbox.html",
+        items=items,
+        next_cursor=next_cursor,
+        args=args,
+        filters=_filters(args),
+        counts=counts,
+        tabs=queries.OUTBOX_TAB_ORDER,
+        cap=queries.TAB_COUNT_CAP,
+        kinds=OutboxFilter().fields["kind"].validate.choices,  # type: ignore[union-attr]
+        platforms=[p["name"] for p in queries.platform_names()],
     )
-    return _page("outbox.html", items=items, next_cursor=next_cursor, args=args)
+
+
+@bp.get("/outbox/bulk")
+@page_admin
+def bulk_confirm() -> Response:
+    """Confirm a bulk retry or skip: how many items, which filter, and a reason."""
+    args = _args(OutboxFilter, request.args)
+    action = request.args.get("action")
+    if action not in ("retry", "skip"):
+        abort(404)
+    ids = queries.outbox_ids(args, actions.BULK_LIMIT)
+    return _page(
+        "bulk.html",
+        action=action,
+        filters=_filters(args),
+        count=len(ids),
+        too_many=len(ids) > actions.BULK_LIMIT,
+        limit=actions.BULK_LIMIT,
+    )
+
+
+@bp.post("/outbox/bulk")
+@page_admin
+def bulk() -> Response:
+    """Do the confirmed bulk action."""
+    try:
+        body = BulkBody().load(request.form.to_dict())
+    except ValidationError:
+        flash(gettext("admin.skip.reason_needed"))
+        keep: dict[str, Any] = {
+            k: v for k, v in request.form.items() if k in (*FILTER_KEYS, "action") and v
+        }
+        return redirect(url_for(".bulk_confirm", **keep))
+    done = actions.bulk(actor(), body, body["action"], body["reason"], body["expected"])
+    flash(gettext(f"admin.bulk.done.{body['action']}", n=done))
+    return redirect(url_for(".outbox", **_filters(body)))
 
 
 @bp.get("/outbox/<item_id>")
 @page_admin
 def outbox_item(item_id: str) -> Response:
-    """One item and its attempts."""
+    """One item: payload, member, transaction, every attempt and operator action."""
     detail = queries.outbox_detail(item_id)
     if detail is None:
         abort(404)
@@ -110,44 +190,127 @@ def reconcile(name: str) -> Response:
         abort(404)
     actions.reconcile_now(actor(), platform)
     flash(gettext("admin.reconcile.queued", platform=name))
-    return redirect(url_for(".overview"))
+    return redirect(safe_next(request.form.get("back")) or url_for(".overview"))
+
+
+@bp.get("/work")
+@page_admin
+def work() -> Response:
+    """Workers, queue, scheduler and Redis."""
+    return _page("work.html", work=queries.work_state())
 
 
 @bp.get("/callbacks")
 @page_admin
 def callbacks() -> Response:
-    """Callback events, parked ones first."""
-    args = _args(callback_query, request.args)
-    items, next_cursor = queries.callbacks_page(
-        args["state"], args["platform"], args["cursor"], args["limit"]
+    """The callback log: every state, filtered."""
+    args = _args(CallbackQuery, request.args)
+    items, next_cursor = queries.callbacks_page(args, args["cursor"], args["limit"])
+    return _page(
+        "callbacks.html",
+        items=items,
+        next_cursor=next_cursor,
+        args=args,
+        filters={k: args[k] for k in ("state", "platform", "event_type") if args.get(k)},
+        counts=queries.callback_state_counts(),
+        cap=queries.TAB_COUNT_CAP,
+        platforms=[p["name"] for p in queries.platform_names()],
     )
-    return _page("callbacks.html", items=items, next_cursor=next_cursor, args=args)
+
+
+@bp.get("/callbacks/<event_id>")
+@page_admin
+def callback(event_id: str) -> Response:
+    """One callback event: payload and signature verdict."""
+    detail = queries.callback_detail(event_id)
+    if detail is None:
+        abort(404)
+    return _page("callback.html", event=detail)
 
 
 @bp.post("/callbacks/<event_id>/reprocess")
 @page_admin
 def reprocess(event_id: str) -> Response:
-    """Apply a parked event again from the page."""
+    """Apply a parked or failed event again from the page."""
     state = actions.reprocess_callback(actor(), event_id)
-    flash(gettext("admin.reprocessed", state=state))
-    return redirect(url_for(".callbacks"))
+    flash(gettext("admin.reprocessed", state=gettext(f"admin.cbstate.{state}")))
+    return redirect(url_for(".callback", event_id=event_id))
+
+
+@bp.get("/reconciliation")
+@page_admin
+def runs() -> Response:
+    """Reconciliation runs with their figures."""
+    args = _args(RunQuery, request.args)
+    items, next_cursor = queries.runs_page(args["platform"], args["cursor"], args["limit"])
+    filters = {"platform": args["platform"]} if args["platform"] else {}
+    return _page(
+        "runs.html",
+        items=items,
+        next_cursor=next_cursor,
+        filters=filters,
+        platforms=[p["name"] for p in queries.platform_names()],
+        args=args,
+    )
+
+
+@bp.get("/reconciliation/<run_id>")
+@page_admin
+def run(run_id: str) -> Response:
+    """One run: each difference, its explanation and what resolves it."""
+    detail = queries.run_detail(run_id)
+    if detail is None:
+        abort(404)
+    return _page("run.html", run=detail)
+
+
+@bp.post("/reconciliation/differences/<difference_id>/resolve")
+@page_admin
+def resolve(difference_id: str) -> Response:
+    """Mark a difference resolved, with a reason."""
+    try:
+        body = SkipBody().load({"reason": request.form.get("reason", "")})
+    except ValidationError:
+        flash(gettext("admin.skip.reason_needed"))
+        return redirect(safe_next(request.form.get("back")) or url_for(".runs"))
+    run_id = actions.resolve_difference(actor(), difference_id, body["reason"])
+    flash(gettext("admin.difference.resolved"))
+    return redirect(url_for(".run", run_id=run_id))
 
 
 @bp.get("/members")
 @page_admin
 def members() -> Response:
-    """Look a member up."""
+    """Search members by any part of name, email or id."""
     q = request.args.get("q", "").strip()
-    found = queries.member_lookup(q) if q else []
+    found = queries.member_search(q) if len(q) >= 2 else []
     return _page("members.html", q=q, found=found)
+
+
+@bp.get("/members/<member_id>")
+@page_admin
+def member(member_id: str) -> Response:
+    """One member's links, consents, balances, postings and outbox items."""
+    detail = queries.member_detail(member_id)
+    if detail is None:
+        abort(404)
+    return _page("member.html", m=detail)
 
 
 @bp.get("/audit")
 @page_admin
 def audit() -> Response:
-    """The audit log."""
+    """The audit log, filtered in the page."""
     args = _args(AuditQuery, request.args)
     items, next_cursor = queries.audit_page(
-        args["action"], args["actor"], args["cursor"], args["limit"]
+        args["action"], args["actor"], args["target"], args["cursor"], args["limit"]
     )
-    return _page("audit.html", items=items, next_cursor=next_cursor, args=args)
+    filters = {k: args[k] for k in ("action", "actor", "target") if args.get(k)}
+    return _page(
+        "audit.html",
+        items=items,
+        next_cursor=next_cursor,
+        args=args,
+        filters=filters,
+        choices=queries.audit_filters(),
+    )

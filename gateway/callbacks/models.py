@@ -20,8 +20,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gateway.db import Base, UTCDateTime, utcnow
 from gateway.members.models import new_id
 
-INBOX_STATES = ("received", "processed", "parked", "ignored", "failed")
-
 
 class InboxEvent(Base):
     """One event from one platform; the sender's webhook id makes it unique (durably)."""

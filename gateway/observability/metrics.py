@@ -69,13 +69,14 @@ class DatabaseStateCollector(Collector):
         yield from families
 
     def _collect(self) -> Iterator[GaugeMetricFamily]:
-        from gateway.callbacks.models import INBOX_STATES, InboxEvent
+        from gateway.callbacks.models import InboxEvent
         from gateway.federation.models import Platform
         from gateway.sync.models import (
             OUTBOX_STATES,
             OutboxItem,
             ReconciliationDifference,
         )
+        from schemas.vocabulary import INBOX_STATES
 
         with self.app.app_context():
             names = dict(db.session.execute(select(Platform.id, Platform.name)).all())

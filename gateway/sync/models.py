@@ -10,17 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, UTCDateTime, utcnow
 from gateway.members.models import new_id
+from schemas.vocabulary import OUTBOX_KINDS, OUTBOX_STATES
 
-OUTBOX_KINDS = (
-    "register_member",
-    "update_member",
-    "erase_member",
-    "push_transfer",
-    "reverse_transfer",
-)
-# pending: waiting for its first or next attempt; running: a job holds it;
-# succeeded / dead / skipped: final (dead = gave up or permanent error; skipped = by an operator).
-OUTBOX_STATES = ("pending", "running", "succeeded", "dead", "skipped")
 FINAL_STATES = ("succeeded", "dead", "skipped")
 
 

@@ -54,7 +54,7 @@ def seeded(app):
                 attempts=3 if state == "dead" else 0,
                 last_error="HTTP 503 from the platform" if state == "dead" else None,
                 created_at=now - timedelta(minutes=10 - n),
-                completed_at=now if state == "succeeded" else None,
+                completed_at=now if state in ("succeeded", "dead") else None,
             )
             db.session.add(item)
             db.session.flush()

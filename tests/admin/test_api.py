@@ -119,15 +119,27 @@ def test_callbacks_reprocess_and_reconcile(app, client, seeded, admin_headers):
     assert kinds == {"callback.reprocess", "platform.reconcile"}
 
 
-def test_member_lookup_and_activity(app, client, seeded, admin_headers):
+def test_member_search_and_activity(app, client, seeded, admin_headers):
     with app.app_context():
-        create_member(email="luca@example.org", display_name="Luca")
-    found = client.get("/admin/api/members?q=luca@", headers=admin_headers).json["items"]
-    assert [m["display_name"] for m in found] == ["Luca"]
-    assert found[0]["local_balance_minutes"] == 0
+        luca = create_member(email="luca@example.org", display_name="Luca Bianchi")
+    for q in ("luca@", "BIANCHI", "uca b", luca.id[4:12]):
+        found = client.get(f"/admin/api/members?q={q}", headers=admin_headers).json["items"]
+        assert [m["display_name"] for m in found] == ["Luca Bianchi"], q
+    detail = client.get(f"/admin/api/members/{luca.id}", headers=admin_headers).json
+    assert detail["local_balance_minutes"] == 0
+    assert detail["links"] == []
+    assert detail["postings"] == []
+    assert detail["outbox"] == []
     assert client.get("/admin/api/members", headers=admin_headers).status_code == 422
+    assert client.get("/admin/api/members/nope", headers=admin_headers).status_code == 404
     hours = client.get("/admin/api/activity?hours=24", headers=admin_headers).json["items"]
     assert len(hours) == 24
-    assert sum(h["succeeded"] for h in hours) == 2
-    assert sum(h["failed"] for h in hours) == 1
-    assert max(h["lag_seconds"] for h in hours) >= 400
+    # One delivered and one dead item: items, however many attempts each took.
+    assert sum(h["delivered"] for h in hours) == 1
+    assert sum(h["dead"] for h in hours) == 1
+    assert sum(h["failed_attempts"] for h in hours) == 1
+    # The lag now is the age of the oldest item still waiting (the pending one, 9 minutes),
+    # the same figure as the platforms' sync lag.
+    (tr,) = client.get("/admin/api/platforms", headers=admin_headers).json["items"]
+    assert hours[-1]["lag_seconds"] == pytest.approx(tr["sync_lag_seconds"], abs=2)
+    assert hours[-1]["lag_seconds"] >= 540
