@@ -126,7 +126,7 @@ def drain_inbox(slot: int = 0) -> int:
             connection.expire(_marker_key(slot), MARKER_TTL)
             _call_helper(slot, int(connection.llen(_list_key())))
             for raw in ids:
-                if _apply(raw.decode()):
+                if _apply(raw.decode() if isinstance(raw, bytes) else str(raw)):
                     applied += 1
                 else:
                     failed += 1

@@ -18,7 +18,7 @@ from datetime import timedelta
 from itertools import zip_longest
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import PermanentError
@@ -249,7 +249,7 @@ def _attempt(inbox_id: str) -> str:
         state = row.state if row else "missing"
         db.session.rollback()
         return state  # another worker finished it between our claim and now
-    platform = db.session.get(Platform, row.platform_id)
+    platform = db.session.get_one(Platform, row.platform_id)
     try:
         _apply(row, platform)
     except OurFault:
@@ -259,7 +259,7 @@ def _attempt(inbox_id: str) -> str:
         # attempt can change that.
         db.session.rollback()
         db.session.info.pop("gateway.inbox.wake", None)
-        row = db.session.get(InboxEvent, inbox_id)
+        row = db.session.get_one(InboxEvent, inbox_id)
         row.state, row.parked_reason = "failed", f"breaks the platform's contract: {exc}"
         row.next_attempt_at = None
         db.session.commit()
@@ -312,10 +312,10 @@ def reprocess_event(inbox_id: str) -> str:
     except Exception as exc:  # noqa: BLE001 - recorded on the row, which the operator sees
         log.warning("reprocessing callback event %s failed: %s", inbox_id, type(exc).__name__)
         db.session.rollback()
-        return db.session.get(InboxEvent, inbox_id, populate_existing=True).state
+        return db.session.get_one(InboxEvent, inbox_id, populate_existing=True).state
 
 
-def _due() -> tuple:
+def _due() -> tuple[ColumnElement[bool], ...]:
     now = utcnow()
     return (
         InboxEvent.state == "received",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import Counter
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connectors.errors import ConnectorError, PermanentError
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("callbacks", __name__)
 
-_INSERT = insert(InboxEvent.__table__)
+_INSERT = insert(cast(Table, InboxEvent.__table__))
 
 REFUSED = Counter(
     "gateway_callbacks_refused_total",
