@@ -19,7 +19,7 @@ from gateway.db import db, utcnow
 from gateway.sync.claims import release_dependents
 from gateway.sync.models import FINAL_STATES, OutboxItem, SyncAttempt
 from gateway.sync.policy import RetryPolicy
-from gateway.sync.remote import ConflictError, PermanentError, RetryableError
+from gateway.sync.remote import ConflictError, PermanentError, RateLimitedError, RetryableError
 
 
 @dataclass
@@ -78,7 +78,7 @@ def failed(item: OutboxItem, error: Exception, policy: RetryPolicy) -> Verdict:
         verdict.platform_up = True  # the platform answered; it is not down
         return verdict
     retry_after = error.retry_after if isinstance(error, RetryableError) else None
-    if getattr(error, "status", None) == 429:
+    if isinstance(error, RateLimitedError):
         # The platform is up and says when to come back. Throttling is no fault of the row: it
         # must not spend the attempts a dead letter is decided on (a burst of 429s would
         # otherwise kill good rows). A platform that throttles for ever shows as sync lag.
