@@ -83,7 +83,8 @@ class SyncAttempt(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
 
 
-RUN_STATES = ("running", "succeeded", "failed")
+# partial: the run ended, but some balances could not be read or some transfers applied.
+RUN_STATES = ("running", "succeeded", "partial", "failed")
 EXPLANATIONS = ("outbound_pending", "inbound_not_imported", "not_mirrored", "unexplained")
 
 
@@ -104,6 +105,9 @@ class ReconciliationRun(Base):
     imported: Mapped[int] = mapped_column(Integer, default=0)
     resent: Mapped[int] = mapped_column(Integer, default=0)
     differences: Mapped[int] = mapped_column(Integer, default=0)
+    # What this run could not do; the next run tries again (a partial run).
+    wallets_unreadable: Mapped[int] = mapped_column(Integer, default=0)
+    transfers_unapplied: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
 
