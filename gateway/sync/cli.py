@@ -74,7 +74,7 @@ def outbox_status(app: Flask) -> None:
 @outbox_group.command("sweep")
 @with_app
 def outbox_sweep(app: Flask) -> None:
-    """Re-enqueue rows whose job was lost (what the scheduler does every 30 s)."""
+    """Re-enqueue rows whose job was lost (what the scheduler does every 10 s)."""
     from gateway.sync.jobs import sweep
 
     result = sweep()
