@@ -19,6 +19,7 @@ from gateway.sync.claims import (
     expire_leases,
     follow_dependencies,
     platforms_with_due_rows,
+    skip_with_skipped_transfers,
 )
 from gateway.sync.delivery import Turn, breaker_for, send
 from gateway.sync.dispatch import DRAIN_MARKER, ensure_drains, lease_seconds, wake
@@ -84,6 +85,7 @@ def sweep() -> dict[str, int]:
     outside a delivery, e.g. by an operator), and dispatch platforms whose due rows wait unseen."""
     expired = expire_leases()
     follow_dependencies()
+    skip_with_skipped_transfers()
     db.session.commit()
     due, overdue = platforms_with_due_rows(utcnow() - timedelta(seconds=OVERDUE_SECONDS))
     redis = get_redis()

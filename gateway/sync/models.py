@@ -49,7 +49,8 @@ class OutboxItem(Base):
     transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # A row runs only after this one succeeded (a member's registration before their transfers).
-    depends_on_id: Mapped[str | None] = mapped_column(ForeignKey("outbox.id"))
+    # Indexed: every delivered row looks up the rows that wait on it, or ended with it.
+    depends_on_id: Mapped[str | None] = mapped_column(ForeignKey("outbox.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -28,6 +28,7 @@ from gateway.admin.actions import retry_item, skip_item
 from gateway.db import db
 from gateway.federation.models import Platform
 from gateway.ledger import services as ledger
+from gateway.sync.jobs import sweep
 from gateway.sync.models import OutboxItem, ReconciliationDifference
 from gateway.sync.reconcile import reconcile_platform
 from tests.sync.sandbox_partner import (
@@ -197,8 +198,9 @@ class MoneyPath(RuleBasedStateMachine):
 
     @rule()
     def settle(self) -> None:
-        """All due work done: deliver, let reconciliation revive what died, deliver again."""
+        """All due work done: sweep, deliver, let reconciliation revive what died, deliver."""
         self.partner.clear()
+        sweep()
         drain_all(self.platform_id)
         self.run = reconcile_platform(self.platform_id)
         drain_all(self.platform_id)

@@ -1,11 +1,13 @@
-"""partial reconciliation runs, with what could not be read or applied
+"""partial reconciliation runs; outbox rows found by what they depend on
 
 Revision ID: 0013
 Revises: 0011
 Create Date: 2026-11-30 19:30:00.000000
 
 A run that could not read some balances, or could not apply some transfers, ends ``partial``
-and says how many: ``wallets_unreadable`` and ``transfers_unapplied``.
+and says how many: ``wallets_unreadable`` and ``transfers_unapplied``. Every delivered outbox
+row looks up the rows that depend on it (a reversal waiting for, or dead with, its push), so
+``depends_on_id`` is indexed.
 """
 
 import sqlalchemy as sa
@@ -18,6 +20,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_outbox_depends_on_id"), ["depends_on_id"], unique=False
+        )
     with op.batch_alter_table("reconciliation_runs", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("wallets_unreadable", sa.Integer(), nullable=False, server_default="0")
@@ -42,3 +48,5 @@ def downgrade() -> None:
         )
         batch_op.drop_column("transfers_unapplied")
         batch_op.drop_column("wallets_unreadable")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_depends_on_id"))
