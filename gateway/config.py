@@ -224,7 +224,7 @@ def load_settings(
         "SYNC_CIRCUIT_COOLDOWN_SECONDS": _int(
             environ, "SYNC_CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1
         ),
-        "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
+        "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 20, minimum=5),
         "OAUTH_REFRESH_FAMILY_MAX_SECONDS": _int(
             environ, "OAUTH_REFRESH_FAMILY_MAX_SECONDS", 30 * 24 * 3600, minimum=60
         ),

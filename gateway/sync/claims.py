@@ -19,6 +19,10 @@ from gateway.db import db, utcnow
 from gateway.sync.models import OutboxItem
 
 OPEN_STATES = ("pending", "running")
+# Why a row ended with the row it depends on: that row was dead, or skipped (a reversal only).
+DEPENDENCY_FAILED = "dependency_failed"
+DEPENDENCY_SKIPPED = "dependency_skipped"
+SKIPPED_WITH_ITS_TRANSFER = "the transfer it reverses was skipped"
 
 
 def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
@@ -119,6 +123,66 @@ def release_dependents(outbox_ids: Iterable[str]) -> set[str]:
         execution_options={"synchronize_session": False},
     ).all()
     return set(platforms)
+
+
+def _dependency_is(state: str, of: list[str] | None) -> ColumnElement[bool]:
+    """The row's dependency is in ``state`` (and is one of ``of``, unless None)."""
+    dependency = aliased(OutboxItem)
+    found = exists().where(dependency.id == OutboxItem.depends_on_id, dependency.state == state)
+    return found if of is None else and_(OutboxItem.depends_on_id.in_(of), found)
+
+
+def follow_dependencies(outbox_ids: Iterable[str] | None = None) -> set[str]:
+    """Bring rows that ended with their dependency back when it succeeded; return their platforms.
+
+    A row that died or was skipped only because the row it depends on was dead or skipped goes
+    back to pending, with fresh attempts, once that row succeeded after all (an operator's retry,
+    reconciliation's revival or healing): a transfer delivered late still gets its reversal.
+    ``outbox_ids`` (rows that just succeeded) limits this to their dependents; None looks at
+    every row (the sweeper's catch-all for rows changed outside a delivery).
+    """
+    ids = None if outbox_ids is None else list(outbox_ids)
+    if ids is not None and not ids:
+        return set()
+    ended_with_it = (
+        (OutboxItem.state == "dead") & (OutboxItem.last_error_code == DEPENDENCY_FAILED)
+    ) | ((OutboxItem.state == "skipped") & (OutboxItem.last_error_code == DEPENDENCY_SKIPPED))
+    revived = db.session.scalars(
+        update(OutboxItem)
+        .where(ended_with_it, _dependency_is("succeeded", ids))
+        .values(
+            state="pending",
+            attempts=0,
+            next_attempt_at=utcnow(),
+            completed_at=None,
+            skipped_reason=None,
+            last_error_code=None,
+        )
+        .returning(OutboxItem.platform_id),
+        execution_options={"synchronize_session": False},
+    ).all()
+    return set(revived)
+
+
+def skip_with_skipped_transfers() -> int:
+    """Skip the reversals that died with a push an operator then skipped: the platform has
+    neither (the sweeper's job: skipping happens outside a delivery)."""
+    return db.session.execute(
+        update(OutboxItem)
+        .where(
+            OutboxItem.kind == "reverse_transfer",
+            OutboxItem.state == "dead",
+            OutboxItem.last_error_code == DEPENDENCY_FAILED,
+            _dependency_is("skipped", None),
+        )
+        .values(
+            state="skipped",
+            last_error_code=DEPENDENCY_SKIPPED,
+            skipped_reason=SKIPPED_WITH_ITS_TRANSFER,
+            completed_at=utcnow(),
+        ),
+        execution_options={"synchronize_session": False},
+    ).rowcount
 
 
 def expire_leases() -> int:

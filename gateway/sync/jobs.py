@@ -12,11 +12,18 @@ from datetime import timedelta
 from gateway.db import db, utcnow
 from gateway.jobs import task
 from gateway.redis_client import get_redis
-from gateway.sync.claims import expire_leases, platforms_with_due_rows
+from gateway.sync.claims import (
+    expire_leases,
+    follow_dependencies,
+    platforms_with_due_rows,
+    skip_with_skipped_transfers,
+)
 from gateway.sync.dispatch import DRAIN_MARKER, ensure_drains
 
 log = logging.getLogger(__name__)
 
+# A single delivery renews nothing: its lease outlasts a call's connect and read timeouts.
+SINGLE_CALL_LEASE_SECONDS = 120
 # Due rows no drain has claimed for this long are dispatched even if a marker says a drain is
 # coming: that drain is lost (its worker died) or stuck.
 OVERDUE_SECONDS = 60
@@ -24,8 +31,11 @@ OVERDUE_SECONDS = 60
 
 @task
 def sweep() -> dict[str, int]:
-    """Free rows whose worker died mid-run, and dispatch platforms whose due rows wait unseen."""
+    """Free rows whose worker died mid-run, bring rows in line with their dependencies (changed
+    outside a delivery, e.g. by an operator), and dispatch platforms whose due rows wait unseen."""
     expired = expire_leases()
+    follow_dependencies()
+    skip_with_skipped_transfers()
     db.session.commit()
     due, overdue = platforms_with_due_rows(utcnow() - timedelta(seconds=OVERDUE_SECONDS))
     redis = get_redis()

@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import aliased
 
 from connectors.interface import Connector, RemoteTransfer
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform, PlatformLink
 from gateway.jobs import task
 from gateway.sync import balances
+from gateway.sync.claims import DEPENDENCY_FAILED, follow_dependencies
 from gateway.sync.models import (
     OutboxItem,
     ReconciliationRun,
@@ -32,6 +34,7 @@ from gateway.sync.remote import ConnectorError, connector_for
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
+MAX_DEPENDENCY_DEPTH = 3
 Progress = Callable[[str, int], None]
 
 
@@ -62,21 +65,33 @@ def _transfers(
 def import_missing(
     run: ReconciliationRun, platform: Platform, connector: Connector, progress: Progress
 ) -> None:
-    """Import remote transfers missing locally; note ours that the platform already has."""
-    from gateway.callbacks.processing import apply_remote_transfer
+    """Import remote transfers missing locally; note ours that the platform already has.
+
+    The stored cursor moves past what was applied, never past a transfer that could not be
+    (a wallet no active link owns yet, a reversal before its transfer, a credit limit): the
+    next run reads it again, and applies it once its member's link is active.
+    """
+    from gateway.callbacks.processing import PARK_REASONS, apply_remote_transfer
 
     state = db.session.get(SyncCursor, platform.id) or SyncCursor(platform_id=platform.id)
     db.session.add(state)
     last_cursor = state.transfers_cursor
+    holding = False
     ours_seen: dict[str, str] = {}
     for transfer, page_cursor in _transfers(connector, state.transfers_cursor):
         run.transfers_seen += 1
         ours = transaction_of(transfer.external_reference)
         if ours is not None:
             ours_seen[ours] = transfer.id
-        elif apply_remote_transfer(platform, transfer, source="reconcile") == "imported":
-            run.imported += 1
-        last_cursor = page_cursor
+        else:
+            outcome = apply_remote_transfer(platform, transfer, source="reconcile")
+            if outcome == "imported":
+                run.imported += 1
+            elif outcome in PARK_REASONS:
+                run.transfers_unapplied += 1
+                holding = True  # the cursor stays at the page of the first one
+        if not holding:
+            last_cursor = page_cursor
         if run.transfers_seen % PAGE_SIZE == 0:
             progress("transfers", run.transfers_seen)
             db.session.commit()
@@ -102,28 +117,45 @@ def _heal_pushed(platform: Platform, ours_seen: dict[str, str]) -> None:
         item.state = "succeeded"
         item.result = {"remote_transfer_id": ours_seen[item.transaction_id], "healed": True}
         item.completed_at = utcnow()
+    db.session.flush()
+    if follow_dependencies(item.id for item in stuck):  # a reversal that died with it goes now
+        from gateway.sync.dispatch import ensure_drains
+
+        db.session.commit()
+        ensure_drains([platform.id])
 
 
 def resend_failed(run: ReconciliationRun, platform: Platform) -> None:
     """Give outbound rows that died of transient failures another round of attempts.
 
     They keep their idempotency key, and our external reference is unique on the platform,
-    so a transfer that did arrive the first time is not created twice.
+    so a transfer that did arrive the first time is not created twice. A row that died with
+    its dependency comes back with it, not before (it would only die again).
     """
-    revived = (
-        db.session.execute(
-            update(OutboxItem)
-            .where(
-                OutboxItem.platform_id == platform.id,
-                OutboxItem.state == "dead",
-                OutboxItem.last_error_code.in_(("retries_exhausted", "dependency_failed")),
-            )
-            .values(state="pending", attempts=0, next_attempt_at=utcnow(), completed_at=None)
-            .returning(OutboxItem.id)
-        )
-        .scalars()
-        .all()
+    revive = update(OutboxItem).values(
+        state="pending", attempts=0, next_attempt_at=utcnow(), completed_at=None
     )
+    mine = (OutboxItem.platform_id == platform.id) & (OutboxItem.state == "dead")
+    revived = db.session.scalars(
+        revive.where(mine, OutboxItem.last_error_code == "retries_exhausted").returning(
+            OutboxItem.id
+        ),
+        execution_options={"synchronize_session": False},
+    ).all()
+    dependency = aliased(OutboxItem)
+    alive = exists().where(
+        dependency.id == OutboxItem.depends_on_id, dependency.state.not_in(("dead", "skipped"))
+    )
+    for _depth in range(MAX_DEPENDENCY_DEPTH):  # registration, push, reversal
+        more = db.session.scalars(
+            revive.where(mine, OutboxItem.last_error_code == DEPENDENCY_FAILED, alive).returning(
+                OutboxItem.id
+            ),
+            execution_options={"synchronize_session": False},
+        ).all()
+        if not more:
+            break
+        revived += more
     run.resent = len(revived)
     db.session.commit()
     if revived:
@@ -155,6 +187,7 @@ def stage_remote_balances(
     with ThreadPoolExecutor(max_workers=max(1, platform.max_concurrency)) as pool:
         for wallet_id, minutes in pool.map(read, wallets):
             if minutes is None:
+                run.wallets_unreadable += 1
                 continue
             batch.append({"run_id": run.id, "remote_wallet_id": wallet_id, "minutes": minutes})
             run.wallets_checked += 1
@@ -201,7 +234,9 @@ def reconcile_platform(
         stage_remote_balances(run, platform, connector, progress)
         run.differences = balances.record_differences(run.id, platform.id)
         _keep_only_this_reading(run)
-        run.state = "succeeded"
+        # Ended, but not whole: what it could not read or apply waits for the next run.
+        whole = not (run.wallets_unreadable or run.transfers_unapplied)
+        run.state = "succeeded" if whole else "partial"
     except ConnectorError as exc:
         db.session.rollback()
         run.state = "failed"

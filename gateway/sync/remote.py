@@ -9,7 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from connectors.errors import ConflictError, ConnectorError, PermanentError, RetryableError
+from connectors.errors import (
+    ConflictError,
+    ConnectorError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
 from connectors.interface import Connector, PlatformConfig
 from connectors.registry import get_connector_class
 from gateway.auth.minting import token_source_for
@@ -19,6 +25,7 @@ __all__ = [
     "ConflictError",
     "ConnectorError",
     "PermanentError",
+    "RateLimitedError",
     "RetryableError",
     "connector_for",
     "platform_config",
