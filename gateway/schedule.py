@@ -43,8 +43,8 @@ def periodic_jobs(config: dict[str, Any]) -> list[Periodic]:
 
     return [
         Periodic(record_heartbeat, interval=60),
-        Periodic(sweep_outbox, interval=30),
-        Periodic(sweep_inbox, interval=60),
+        Periodic(sweep_outbox, interval=config.get("SYNC_SWEEP_INTERVAL_SECONDS", 30)),
+        Periodic(sweep_inbox, interval=config.get("CALLBACK_SWEEP_INTERVAL_SECONDS", 60)),
         Periodic(reconcile_all, interval=config.get("RECONCILE_INTERVAL_SECONDS", 900)),
         Periodic(prune_runs, interval=24 * 3600),
         Periodic(prune_sign_on, interval=3600),
