@@ -64,9 +64,16 @@ HARSH = {
     "reorder_window_ms": 800,
 }
 MEMBERS = 8
+# The last ones join while the faults are on; the others are linked before.
+JOINING = 3
 POSTINGS = 40
-# (posting reversed, after which posting): some at once, while their push is in flight, some later.
-LOCAL_REVERSALS = ((3, 3), (10, 20), (17, 17), (24, 34), (31, 31), (38, 39))
+# Reversed at once, while their push is in flight.
+IMMEDIATE_REVERSALS = (3, 17, 31)
+# After these postings, a posting whose push is a dead letter just then is reversed (the planned
+# one if none is): its reversal must follow the push wherever the push goes.
+LATER_REVERSALS = {20: 10, 34: 24, 39: 38}
+# Just before the faults clear, up to this many more reversals of dead-lettered pushes.
+LATE_REVERSALS_OF_DEAD_PUSHES = 2
 KILL_WORKER_AT = 13
 FLUSH_REDIS_AT = 22
 REMOTE_TRANSFERS = 12  # half while the web process is up, half while it is down
@@ -84,7 +91,10 @@ class Drill:
     natives: list[str] = field(default_factory=list)  # partner transfer ids
     native_reversals: dict[str, str] = field(default_factory=dict)  # original -> reversal
     remote_reversal_of_push: tuple[str, str] | None = None  # (local txn, partner reversal id)
+    reversals_of_dead_pushes: int = 0
+    natives_before_link: int = 0  # partner transfers touching a member not linked here yet
     killed: list[int] = field(default_factory=list)
+    course: list[str] = field(default_factory=list)
     web_down_seconds: float = 0.0
 
 
@@ -177,32 +187,52 @@ def _outbox_report() -> str:
     )
 
 
-def _partner_wallets(sandbox: SandboxServer, members: list[Any]) -> list[str] | None:
-    """The members' wallets at the partner, once it has registered every one."""
+def _join(platform_id: str) -> Any:
+    """A new member linking to the partner (their registration is an outbox row)."""
+    member = create_member()
+    db.session.add(PlatformLink(member_id=member.id, platform_id=platform_id))
+    record_effect(platform_id=platform_id, kind="register_member", member_id=member.id)
+    db.session.commit()
+    return member
+
+
+def _partner_wallets(sandbox: SandboxServer, members: list[Any]) -> list[str | None]:
+    """Each member's wallet at the partner (None where it has not registered them yet)."""
     rows = _partner_rows(sandbox, "SELECT external_id, wallet_id FROM members")
     wallets = {row["external_id"]: row["wallet_id"] for row in rows}
-    if any(m.id not in wallets for m in members):
-        return None
-    return [wallets[m.id] for m in members]
+    return [wallets.get(m.id) for m in members]
 
 
-def _progress(started: float, what: str) -> None:
-    """A line of the drill's course (shown when it fails)."""
-    print(f"[{time.monotonic() - started:6.1f} s] {what}")
-
-
-def _active_wallets(members: list[Any]) -> list[str] | None:
+def _dead_pushes(drill: Drill) -> list[str]:
+    """The drill's postings whose push is a dead letter now, not reversed on either side."""
     db.session.rollback()
-    links = dict(
+    dead = set(
+        db.session.scalars(
+            select(OutboxItem.transaction_id).where(
+                OutboxItem.kind == "push_transfer", OutboxItem.state == "dead"
+            )
+        ).all()
+    )
+    taken = set(drill.local_reversals) | {(drill.remote_reversal_of_push or ("",))[0]}
+    return [t for t in drill.postings if t in dead and t not in taken]
+
+
+def _reverse_here(drill: Drill, txn: str, why: str) -> None:
+    reversal = ledger.reverse_transaction(txn, reason=why)
+    db.session.commit()
+    drill.local_reversals[txn] = reversal.id
+
+
+def _linked_wallets() -> dict[str, str]:
+    """Member id to remote wallet, for every link active here."""
+    db.session.rollback()
+    return dict(
         db.session.execute(
             select(PlatformLink.member_id, PlatformLink.remote_wallet_id).where(
                 PlatformLink.state == "active"
             )
         ).all()
     )
-    if len(links) < len(members):
-        return None
-    return [links[m.id] for m in members]
 
 
 def _disagreements(
@@ -262,12 +292,14 @@ def _disagreements(
     if imports != len(drill.natives):
         found.append(f"{imports} imports here for {len(drill.natives)} partner transfers")
 
-    wallets = _active_wallets(members) or []
+    linked = _linked_wallets()
     balances = dict(
         (row["id"], row["balance"])
         for row in _partner_rows(sandbox, "SELECT id, balance FROM wallets")
     )
-    for member, wallet in zip(members, wallets, strict=False):
+    for member, wallet in zip(members, _partner_wallets(sandbox, members), strict=True):
+        if linked.get(member.id) != wallet:
+            found.append(f"member {member.id}: link here {linked.get(member.id)}, wallet {wallet}")
         here = ledger.get_balance(ledger.account_for_member(member.id).id)
         there = balances.get(wallet)
         if here != there:
@@ -288,7 +320,12 @@ def _figures(
         for kind, state in db.session.execute(select(OutboxItem.kind, OutboxItem.state)).all()
     )
     attempts = db.session.scalar(select(func.sum(OutboxItem.attempts))) or 0
-    inbox = Counter(db.session.scalars(select(InboxEvent.state)).all())
+    inbox = Counter(
+        f"{state} ({reason})" if reason else state
+        for state, reason in db.session.execute(
+            select(InboxEvent.state, InboxEvent.parked_reason)
+        ).all()
+    )
     lines = [
         f"chaos drill ({timings.name} timings), harsh profile {HARSH}",
         f"  local postings {len(drill.postings)}, local reversals {len(drill.local_reversals)}",
@@ -301,6 +338,10 @@ def _figures(
         f"  webhook deliveries {dict(deliveries)}",
         f"  outbox {dict(sorted(outbox.items()))}, attempts counted {attempts}",
         f"  inbox {dict(inbox)}; reconciliation runs {dict(runs)}",
+        f"  reversals posted while their push was a dead letter "
+        f"{drill.reversals_of_dead_pushes}; partner transfers touching a member not linked here "
+        f"{drill.natives_before_link}",
+        *drill.course,
         f"  0 lost, 0 duplicated, 0 stuck; balances equal; agreement "
         f"{agreed_after:.1f} s after the faults cleared",
     ]
@@ -318,29 +359,32 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
     app.config["GATEWAY_BASE_URL"] = processes.settings["GATEWAY_BASE_URL"]
     drill = Drill()
     started = time.monotonic()
+
+    def _progress(started: float, what: str) -> None:
+        line = f"[{time.monotonic() - started:6.1f} s] {what}"
+        drill.course.append(line)
+        print(line)  # shown when the test fails
+
     web = processes.web(unused_port)
     workers = [processes.worker(f"chaos-{i}") for i in range(2)]
     processes.start("scheduler", "scheduler")
     try:
         platform = ensure_sandbox_platform(app, sandbox.url)
         with app.app_context():
-            members = []
-            for _ in range(MEMBERS):
-                member = create_member()
-                db.session.add(PlatformLink(member_id=member.id, platform_id=platform.id))
-                record_effect(platform_id=platform.id, kind="register_member", member_id=member.id)
-                db.session.commit()
-                members.append(member)
-            accounts = [ledger.account_for_member(m.id).id for m in members]
-            db.session.commit()
+            members = [_join(platform.id) for _ in range(MEMBERS - JOINING)]
+            deadline = time.monotonic() + 60
+            while len(_linked_wallets()) < len(members):
+                assert time.monotonic() < deadline, f"members not linked\n{_outbox_report()}"
+                time.sleep(0.2)
+            _progress(started, f"{len(members)} members linked")
 
             requests.post(faults, json=HARSH, timeout=5).raise_for_status()
             _progress(started, "harsh faults on")
+            members += [_join(platform.id) for _ in range(JOINING)]
+            accounts = [ledger.account_for_member(m.id).id for m in members]
+            db.session.commit()
 
             # Local postings and reversals, while the members' registrations are still going on.
-            reversals_after: dict[int, list[int]] = {}
-            for posting, after in LOCAL_REVERSALS:
-                reversals_after.setdefault(after, []).append(posting)
             for i in range(POSTINGS):
                 txn = ledger.post_transfer(
                     payer_account_id=accounts[i % MEMBERS],
@@ -351,11 +395,13 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
                 )
                 db.session.commit()
                 drill.postings.append(txn.id)
-                for posting in reversals_after.get(i, []):
-                    original = drill.postings[posting]
-                    reversal = ledger.reverse_transaction(original, reason=f"undo {posting}")
-                    db.session.commit()
-                    drill.local_reversals[original] = reversal.id
+                if i in IMMEDIATE_REVERSALS:
+                    _reverse_here(drill, txn.id, f"undo {i}")
+                if i in LATER_REVERSALS:
+                    dead = _dead_pushes(drill)
+                    drill.reversals_of_dead_pushes += bool(dead)
+                    planned = drill.postings[LATER_REVERSALS[i]]
+                    _reverse_here(drill, (dead or [planned])[0], f"undo after {i}")
                 if i == KILL_WORKER_AT:
                     drill.killed = _kill_worker_tree(workers[0])
                     _progress(started, f"worker tree killed: {drill.killed}")
@@ -365,23 +411,23 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
                     _progress(started, "Redis flushed")
                 time.sleep(0.1)
 
-            # Transfers made on the partner's side need the members' wallets there (whether or
-            # not the gateway has heard yet that they were made: an answer may have been lost).
-            deadline = time.monotonic() + 120
-            while (wallets := _partner_wallets(sandbox, members)) is None:
-                assert time.monotonic() < deadline, (
-                    f"not every member got registered\n{_outbox_report()}"
-                )
-                time.sleep(0.5)
-            _progress(started, "every member registered at the partner")
+            # Transfers made on the partner's side, between the wallets it has: a joining
+            # member's too once it is there, whether or not the gateway heard so (its answer may
+            # have been lost); an established member's otherwise.
+            def wallet_at_partner(index: int) -> str:
+                wallets = _partner_wallets(sandbox, members)
+                index %= MEMBERS
+                # Four places on: an established member, never the transfer's other party.
+                return wallets[index] or wallets[(index + 4) % MEMBERS]
 
             def native(i: int) -> str:
                 reference = f"native-{uuid.uuid4().hex[:8]}"
+                payer, payee = wallet_at_partner(i + 3), wallet_at_partner(i)
                 transfer = _retry(
                     lambda: direct.create_transfer(
                         TransferData(
-                            payer_wallet_id=wallets[(i + 2) % MEMBERS],
-                            payee_wallet_id=wallets[i % MEMBERS],
+                            payer_wallet_id=payer,
+                            payee_wallet_id=payee,
                             minutes=5 + i,
                             description=f"native {i}",
                             external_reference=reference,
@@ -390,6 +436,9 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
                     )
                 )
                 drill.natives.append(transfer.id)
+                linked = set(_linked_wallets().values())
+                if not {payer, payee} <= linked:
+                    drill.natives_before_link += 1
                 return transfer.id
 
             def reverse_at_partner(remote_id: str) -> str:
@@ -425,6 +474,9 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
             if pushed:
                 txn = pushed[0]["external_reference"].removeprefix(OURS)
                 drill.remote_reversal_of_push = (txn, reverse_at_partner(pushed[0]["id"]))
+            for txn in _dead_pushes(drill)[:LATE_REVERSALS_OF_DEAD_PUSHES]:
+                _reverse_here(drill, txn, "undo late")
+                drill.reversals_of_dead_pushes += 1
             time.sleep(schedule["gives_up_after_seconds"] + timings.outage_margin_seconds)
             web = processes.web(unused_port)
             drill.web_down_seconds = time.monotonic() - down_at
