@@ -308,7 +308,12 @@ def _disagreements(
 
 
 def _figures(
-    sandbox: SandboxServer, drill: Drill, timings: Timings, schedule: dict, agreed_after: float
+    sandbox: SandboxServer,
+    drill: Drill,
+    timings: Timings,
+    schedule: dict,
+    agreed_after: float,
+    problems: list[str],
 ) -> str:
     injected = requests.get(f"{sandbox.url}/_sandbox/faults/injected", timeout=5).json()
     deliveries = Counter(
@@ -343,7 +348,9 @@ def _figures(
         f"{drill.natives_before_link}",
         *drill.course,
         f"  0 lost, 0 duplicated, 0 stuck; balances equal; agreement "
-        f"{agreed_after:.1f} s after the faults cleared",
+        f"{agreed_after:.1f} s after the faults cleared"
+        if not problems
+        else f"  NO agreement {agreed_after:.1f} s after the faults cleared",
     ]
     return "\n".join(lines)
 
@@ -492,7 +499,10 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
                 problems = _disagreements(sandbox, platform.id, drill, members)
             agreed_after = time.monotonic() - cleared_at
             _progress(started, f"watching ended: {len(problems)} disagreement(s)")
-            assert problems == [], "\n".join(problems[:40]) + "\n" + _outbox_report()
+            figures = _figures(sandbox, drill, timings, schedule, agreed_after, problems)
+            assert problems == [], (
+                "\n".join(problems[:40]) + f"\n{figures}\noutbox:\n{_outbox_report()}"
+            )
             gave_up = _partner_rows(
                 sandbox, "SELECT count(*) FROM deliveries WHERE state = ?", "failed"
             )
@@ -500,6 +510,6 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
             # reconciliation.
             assert gave_up[0][0] > 0
             with capsys.disabled():
-                print("\n" + _figures(sandbox, drill, timings, schedule, agreed_after))
+                print("\n" + figures)
     finally:
         direct.close()
