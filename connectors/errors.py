@@ -2,6 +2,8 @@
 
 - ``RetryableError``: try again later (network, timeout, 5xx, 429); ``retry_after`` is the
   platform's own floor in seconds when it gave one.
+- ``RateLimitedError``: a retryable error saying the platform is up but throttling us (429): the
+  engine waits ``retry_after`` without counting the attempt against the row.
 - ``PermanentError``: retrying cannot help (validation, 4xx); ``code`` says why, machine-readable.
 - ``ConflictError``: what we tried to create exists already (a member's email, a transfer's
   reference); ``existing_id`` names it when the platform told us. A permanent error, so code that
@@ -18,6 +20,7 @@ __all__ = [
     "ConflictError",
     "ConnectorError",
     "PermanentError",
+    "RateLimitedError",
     "RetryableError",
 ]
 
@@ -50,6 +53,11 @@ class RetryableError(ConnectorError):
     ) -> None:
         super().__init__(message, status=status, problem=problem)
         self.retry_after = retry_after
+
+
+class RateLimitedError(RetryableError):
+    """The platform throttles us (HTTP 429, or its own way of saying so): come back after
+    ``retry_after`` seconds. The platform is up, and the request was not at fault."""
 
 
 class PermanentError(ConnectorError):

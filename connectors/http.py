@@ -26,6 +26,7 @@ from connectors.errors import (
     ConflictError,
     ConnectorError,
     PermanentError,
+    RateLimitedError,
     RetryableError,
 )
 
@@ -153,6 +154,15 @@ def _retryable(failure: Failure) -> ConnectorError:
     )
 
 
+def _rate_limited(failure: Failure) -> ConnectorError:
+    return RateLimitedError(
+        failure.message,
+        retry_after=parse_retry_after(failure.headers.get("Retry-After")),
+        status=failure.status,
+        problem=failure.problem,
+    )
+
+
 def _auth(failure: Failure) -> ConnectorError:
     code = failure.code or ("unauthorized" if failure.status == 401 else "forbidden")
     return AuthError(failure.message, code, status=failure.status, problem=failure.problem)
@@ -183,7 +193,7 @@ def _redirect(failure: Failure) -> ConnectorError:
 
 # The retry policy: the first rule whose statuses contain the response's status decides.
 STATUS_RULES: tuple[tuple[Container[int], Callable[[Failure], ConnectorError]], ...] = (
-    ((429,), _retryable),  # rate limited: Retry-After is the floor of the wait
+    ((429,), _rate_limited),  # throttled: Retry-After is the floor of the wait
     ((408, 425), _retryable),  # request timeout, too early: the same request may pass later
     ((401, 403), _auth),  # reached only after one token refresh was tried
     ((409,), _conflict),

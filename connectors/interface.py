@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 __all__ = [
     "AccountLinking",
     "Balance",
+    "CallbackDecoding",
     "CallbackEvent",
     "Connector",
     "MemberData",
@@ -178,6 +179,12 @@ class Connector(ABC):
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
 
+    @classmethod
+    def check_config(cls, config: PlatformConfig) -> None:
+        """Refuse a configuration this connector cannot work with (``PermanentError``, code
+        ``misconfigured``), without calling the platform. By default: build one and close it."""
+        cls(config).close()
+
     @abstractmethod
     def register_member(self, member: MemberData, idempotency_key: str) -> RemoteMember:
         """Create the member's account; ConflictError if the email has one already."""
@@ -235,6 +242,22 @@ class AccountLinking(ABC):
     def revoke_link(self, remote_id: str, idempotency_key: str) -> None:
         """End the link the member authorized: the account stays theirs, and we lose sight of it
         (a link already gone counts as revoked)."""
+
+
+class CallbackDecoding(ABC):
+    """A connector whose callbacks decode from the body alone: no credentials, no network.
+
+    The gateway checks such events against the contract at the door, knowing nothing of the
+    platform but its webhook secret; ``parse_callback`` gives the same answer.
+    """
+
+    @classmethod
+    @abstractmethod
+    def decode_callback(
+        cls, config: PlatformConfig, headers: Mapping[str, str], body: bytes
+    ) -> CallbackEvent:
+        """Decode a verified callback; PermanentError if it breaks the contract. A type the
+        contract does not know yet comes back as a CallbackEvent with no transfer or member."""
 
 
 class WebhookRegistration(ABC):

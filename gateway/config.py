@@ -207,6 +207,13 @@ def load_settings(
         "WEB_CONCURRENCY": _int(environ, "WEB_CONCURRENCY", 2, minimum=1),
         "MAX_CONTENT_LENGTH": _int(environ, "GATEWAY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
         "CALLBACK_MAX_BYTES": _int(environ, "CALLBACK_MAX_BYTES", 64 * 1024, minimum=1024),
+        "CALLBACK_MAX_ATTEMPTS": _int(environ, "CALLBACK_MAX_ATTEMPTS", 8, minimum=1),
+        "CALLBACK_BACKOFF_BASE_SECONDS": env_number(
+            environ, "CALLBACK_BACKOFF_BASE_SECONDS", 30.0, 0.0
+        ),
+        "CALLBACK_BACKOFF_CAP_SECONDS": env_number(
+            environ, "CALLBACK_BACKOFF_CAP_SECONDS", 3600.0, 0.0
+        ),
         "ENCRYPTION_KEYS": _encryption_keys(environ),
         "LEDGER_DEFAULT_CREDIT_LIMIT_MINUTES": -_int(environ, "LEDGER_CREDIT_LIMIT_MINUTES", 600),
         "SYNC_MAX_ATTEMPTS": _int(environ, "SYNC_MAX_ATTEMPTS", 8, minimum=1),

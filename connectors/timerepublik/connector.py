@@ -19,6 +19,7 @@ from connectors.errors import ConflictError, PermanentError
 from connectors.interface import (
     AccountLinking,
     Balance,
+    CallbackDecoding,
     CallbackEvent,
     Connector,
     MemberData,
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_FIND_MAX_PAGES = 20
 
 
-class TimeRepublikConnector(Connector, AccountLinking, WebhookRegistration):
+class TimeRepublikConnector(Connector, AccountLinking, WebhookRegistration, CallbackDecoding):
     """TimeRepublik (and the sandbox timebank) through the partner API.
 
     Options: ``token_url``, ``authorize_url`` (default: under the base URL), ``scopes``,
@@ -165,6 +166,13 @@ class TimeRepublikConnector(Connector, AccountLinking, WebhookRegistration):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
         """Decode the contract's Event (transfer.completed/reversed, member.updated/erased)."""
+        return self.decode_callback(self.config, headers, body)
+
+    @classmethod
+    def decode_callback(
+        cls, config: PlatformConfig, headers: Mapping[str, str], body: bytes
+    ) -> CallbackEvent:
+        """The contract's Event, every field checked; it needs no credentials."""
         return schemas.parse_event(_json(body), headers)
 
     def oauth_settings(self) -> OAuthSettings:

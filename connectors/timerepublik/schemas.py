@@ -49,6 +49,9 @@ LOCALES = ("it", "en")
 MEMBER_STATUSES = ("active", "suspended", "erased")
 TRANSFER_STATUSES = ("completed", "reversed")
 EVENT_TYPES = ("transfer.completed", "transfer.reversed", "member.updated", "member.erased")
+# The contract's bounds on a transfer's amount (TransferIn.minutes).
+MIN_MINUTES, MAX_MINUTES = 1, 14400
+MAX_DISPLAY_NAME, MAX_SKILLS, MAX_SKILL = 120, 30, 60
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,8 @@ def parse_member(document: Any, code: str = "bad_response") -> MemberRecord:
     if status not in MEMBER_STATUSES:
         raise Malformed(f"member status {status!r} is not one of {MEMBER_STATUSES}", code)
     member = RemoteMember(
-        id=require_str(obj, "id", code),
-        wallet_id=require_str(obj, "wallet_id", code),
+        id=_require_id(obj, "id", code),
+        wallet_id=_require_id(obj, "wallet_id", code),
         status=status,
         # An erased member's email is a placeholder, not an address to match on.
         email=optional_str(obj, "email", code) if status != "erased" else None,
@@ -126,17 +129,62 @@ def parse_transfer(document: Any, code: str = "bad_response") -> RemoteTransfer:
     status = require_str(obj, "status", code)
     if status not in TRANSFER_STATUSES:
         raise Malformed(f"transfer status {status!r} is not one of {TRANSFER_STATUSES}", code)
+    minutes = require_int(obj, "minutes", code)
+    if not MIN_MINUTES <= minutes <= MAX_MINUTES:
+        raise Malformed(
+            f"field 'minutes' is {minutes}, outside the contract's {MIN_MINUTES}..{MAX_MINUTES}",
+            code,
+        )
     return RemoteTransfer(
-        id=require_str(obj, "id", code),
-        payer_wallet_id=require_str(obj, "payer_wallet_id", code),
-        payee_wallet_id=require_str(obj, "payee_wallet_id", code),
-        minutes=require_int(obj, "minutes", code),
+        id=_require_id(obj, "id", code),
+        payer_wallet_id=_require_id(obj, "payer_wallet_id", code),
+        payee_wallet_id=_require_id(obj, "payee_wallet_id", code),
+        minutes=minutes,
         description=optional_str(obj, "description", code) or "",
         external_reference=optional_str(obj, "external_reference", code),
         status=cast(TransferStatus, status),  # checked against TRANSFER_STATUSES above
         reversal_of=optional_str(obj, "reversal_of", code),
         created_at=require_datetime(obj, "created_at", code),
     )
+
+
+def _require_id(obj: Mapping[str, Any], key: str, code: str) -> str:
+    """An identifier: a string that is not empty (an empty one would match nothing, for ever)."""
+    value = require_str(obj, key, code)
+    if not value.strip():
+        raise Malformed(f"field {key!r} is empty", code)
+    return value
+
+
+def _check_event_member(obj: Mapping[str, Any], code: str) -> None:
+    """The Member fields ``parse_member`` does not read, against the contract."""
+    require_datetime(obj, "created_at", code)
+    optional_str(obj, "external_id", code)
+    optional_str(obj, "email", code)
+    name = optional_str(obj, "display_name", code)
+    if name is not None and len(name) > MAX_DISPLAY_NAME:
+        raise Malformed(f"field 'display_name' is longer than {MAX_DISPLAY_NAME}", code)
+    locale = optional_str(obj, "locale", code)
+    if locale is not None and locale not in LOCALES:
+        raise Malformed(f"field 'locale' is not one of {LOCALES}", code)
+    skills = obj.get("skills", [])
+    if (
+        not isinstance(skills, list)
+        or len(skills) > MAX_SKILLS
+        or not all(isinstance(s, str) and len(s) <= MAX_SKILL for s in skills)
+    ):
+        raise Malformed(
+            f"field 'skills' is not a list of at most {MAX_SKILLS} strings of {MAX_SKILL}", code
+        )
+
+
+def _check_event_transfer(obj: Mapping[str, Any], code: str) -> None:
+    """The Transfer fields ``parse_transfer`` does not read, against the contract."""
+    if "occurred_at" in obj and obj["occurred_at"] is not None:
+        require_datetime(obj, "occurred_at", code)
+    # The description is not bounded here: the partner's own reversals prefix "Reversal of " to
+    # a description of up to 500 characters, and the ledger keeps the first 500 anyway.
+    optional_str(obj, "description", code)
 
 
 def parse_transfer_page(document: Any) -> TransferPage:
@@ -178,15 +226,24 @@ def parse_event(document: Any, headers: Mapping[str, str]) -> CallbackEvent:
     if header_id is not None and header_id != event_id:
         raise Malformed("event id differs from the webhook-id header", code)
     kind = require_str(obj, "type", code)
+    occurred_at = require_datetime(obj, "created_at", code)
     if kind not in EVENT_TYPES:
-        raise Malformed(f"event type {kind!r} is not one of {EVENT_TYPES}", code)
-    data = obj.get("data")
-    transfer = parse_transfer(data, code) if kind.startswith("transfer.") else None
-    member = parse_member(data, code).member if kind.startswith("member.") else None
+        # A type added to the contract after us: acknowledged, and left alone by the core.
+        return CallbackEvent(event_id=event_id, type=kind, occurred_at=occurred_at)
+    data = as_mapping(obj.get("data"), "event data", code)
+    transfer = member = None
+    if kind.startswith("transfer."):
+        transfer = parse_transfer(data, code)
+        _check_event_transfer(data, code)
+        if transfer.payer_wallet_id == transfer.payee_wallet_id:
+            raise Malformed("the transfer's payer and payee are the same wallet", code)
+    else:
+        member = parse_member(data, code).member
+        _check_event_member(data, code)
     return CallbackEvent(
         event_id=event_id,
         type=kind,
-        occurred_at=require_datetime(obj, "created_at", code),
+        occurred_at=occurred_at,
         transfer=transfer,
         member=member,
     )

@@ -21,6 +21,8 @@ from gateway.db import Base, UTCDateTime, utcnow
 from gateway.members.models import new_id
 
 INBOX_STATES = ("received", "processed", "parked", "ignored", "failed")
+# The event types the core applies; any other verified, well-formed event is stored as ignored.
+HANDLED_TYPES = ("transfer.completed", "transfer.reversed", "member.updated", "member.erased")
 
 
 class InboxEvent(Base):
@@ -45,6 +47,9 @@ class InboxEvent(Base):
     body: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default="received")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Why it is parked or failed, or why its last attempt failed while it waits to be retried.
     parked_reason: Mapped[str | None] = mapped_column(Text)
+    # A failed attempt is not repeated before this (backoff); None: due now.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     transaction_id: Mapped[str | None] = mapped_column(String(36))

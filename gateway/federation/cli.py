@@ -1,4 +1,9 @@
-"""`gateway platforms ...`: register external platforms and rotate their webhook secrets."""
+"""`gateway platforms ...`: register external platforms and rotate their webhook secrets.
+
+`platforms add` stores nothing the connector cannot use, and, where the connector can, registers
+our callback URL at the platform and stores the secret the platform answers with; any failure
+leaves nothing stored.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,11 @@ from gateway.federation.platforms import (
     active_secrets,
     add_platform,
     add_webhook_secret,
+    can_register_webhook,
+    check_configuration,
     get_platform,
+    new_webhook_secret,
+    register_webhook,
     revoke_webhook_secret,
 )
 
@@ -53,6 +62,12 @@ def platforms_group() -> None:
 @click.option("--credentials-stdin", is_flag=True, help="Read credentials as JSON from stdin.")
 @click.option("--option", "options", multiple=True, help="Connector option key=value.")
 @click.option("--clearing-wallet", default=None, help="The platform wallet for non-members.")
+@click.option(
+    "--register/--no-register",
+    default=True,
+    help="Register our callback URL at the platform and store its secret (where the connector "
+    "can; the default).",
+)
 @with_app(needs_redis=False)
 def platforms_add(
     app: Flask,
@@ -64,8 +79,13 @@ def platforms_add(
     credentials_stdin: bool,
     options: tuple[str, ...],
     clearing_wallet: str | None,
+    register: bool,
 ) -> None:
-    """Register platform NAME (credentials from stdin keep secrets out of shell history)."""
+    """Register platform NAME (credentials from stdin keep secrets out of shell history).
+
+    The connector checks the configuration first; where it can, our callback URL is registered
+    at the platform and the signing secret it answers with is stored.
+    """
     creds: dict = _pairs(credentials, "credential")
     if credentials_stdin:
         try:
@@ -84,10 +104,26 @@ def platforms_add(
             webhook_secrets=list(secrets),
             options=opts,
         )
+        check_configuration(platform)
+        registered = (
+            register_webhook(platform) if register and can_register_webhook(platform) else None
+        )
     except PlatformError as exc:
+        db.session.rollback()
         fail(str(exc))
     db.session.commit()
     click.echo(f"Platform {platform.name} added ({platform.connector}, {platform.base_url}).")
+    if registered is not None:
+        click.echo(
+            f"Callbacks registered at {platform.name}: {registered.url} "
+            f"(secret …{registered.secret.hint})."
+        )
+    if not active_secrets(platform):
+        click.echo(
+            f"Warning: {platform.name} has no webhook secret: its callbacks are refused until "
+            f"one is added (`gateway platforms secrets add {platform.name} whsec_...`).",
+            err=True,
+        )
 
 
 @platforms_group.command("list")
@@ -153,6 +189,41 @@ def secrets_add(app: Flask, name: str, secret: str) -> None:
         fail(str(exc))
     db.session.commit()
     click.echo(f"Secret …{row.hint} added to {name}.")
+
+
+@secrets_group.command("rotate")
+@click.argument("name")
+@click.option("--revoke-old", is_flag=True, help="Revoke the older secrets once registered.")
+@with_app(needs_redis=False)
+def secrets_rotate(app: Flask, name: str, revoke_old: bool) -> None:
+    """Register our callback URL at NAME again with a new secret, and store it.
+
+    The older secrets keep verifying (events already in flight) until revoked, here with
+    --revoke-old or later with `secrets revoke`.
+    """
+    platform = _platform(name)
+    older = active_secrets(platform)
+    try:
+        registered = register_webhook(platform, secret=new_webhook_secret())
+    except PlatformError as exc:
+        db.session.rollback()
+        fail(str(exc))
+    if not registered.new:
+        db.session.rollback()
+        fail(f"{name} kept its secret …{registered.secret.hint}: nothing was rotated.")
+    if revoke_old:
+        for row in older:
+            revoke_webhook_secret(platform, row.id)
+    db.session.commit()
+    click.echo(f"Secret …{registered.secret.hint} registered at {name} and added.")
+    for row in older:
+        if revoke_old:
+            click.echo(f"Secret …{row.hint} revoked.")
+        else:
+            click.echo(
+                f"Secret …{row.hint} still active: revoke it when no event signed with it "
+                f"can arrive (`gateway platforms secrets revoke {name} {row.hint}`)."
+            )
 
 
 @secrets_group.command("revoke")

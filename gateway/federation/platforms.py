@@ -1,5 +1,9 @@
 """Platform management: registering platforms, rotating their webhook secrets, enabling them.
 
+A platform is checked with its connector before it is stored (``check_configuration``), and
+where the connector can (``WebhookRegistration``) our callback URL is registered at the
+platform, which answers with the secret that will sign its events (``register_webhook``).
+
 A platform's ``updated_at`` is its version: every change to the row moves it (``onupdate``), and
 so does every change to its webhook secrets (``_touch_platforms_of_changed_secrets``), in the
 same transaction. ``callback_platform`` caches per process what verifying a callback needs (the
@@ -10,6 +14,8 @@ transaction commits, without Redis, which only carries work.
 
 from __future__ import annotations
 
+import base64
+import secrets as random_secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +24,9 @@ from flask import current_app
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
-from gateway.callbacks.signature import secret_key
+from connectors.errors import ConnectorError
+from connectors.interface import Connector, WebhookRegistration
+from gateway.callbacks.signature import SECRET_PREFIX, secret_key
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform, WebhookSecret
 
@@ -183,3 +191,78 @@ def add_platform(
     for secret in webhook_secrets or []:
         add_webhook_secret(platform, secret)
     return platform
+
+
+def _connector_class(platform: Platform) -> type[Connector]:
+    from connectors.registry import NotRegistered, PluginLoadError, get_connector_class
+
+    try:
+        return get_connector_class(platform.connector)
+    except (NotRegistered, PluginLoadError) as exc:
+        raise PlatformError(str(exc)) from None
+
+
+def check_configuration(platform: Platform) -> None:
+    """Refuse a configuration the platform's connector cannot work with (it says why)."""
+    from gateway.sync.remote import platform_config
+
+    try:
+        _connector_class(platform).check_config(platform_config(platform))
+    except (ConnectorError, ValueError, TypeError, KeyError) as exc:
+        raise PlatformError(
+            f"The {platform.connector} connector cannot use this configuration: {exc}"
+        ) from None
+
+
+def can_register_webhook(platform: Platform) -> bool:
+    """Whether the platform's connector can point the platform's callbacks at us."""
+    return issubclass(_connector_class(platform), WebhookRegistration)
+
+
+def callback_url(name: str) -> str:
+    """Where the platform ``name`` sends its events."""
+    return f"{current_app.config['GATEWAY_BASE_URL']}/callbacks/{name}"
+
+
+def new_webhook_secret() -> str:
+    """A fresh ``whsec_`` secret (32 random bytes)."""
+    return SECRET_PREFIX + base64.b64encode(random_secrets.token_bytes(32)).decode()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Our callback URL as the platform now has it, and the stored secret that signs for it."""
+
+    url: str
+    secret: WebhookSecret
+    new: bool  # False when the platform answered with a secret we held already
+
+
+def register_webhook(platform: Platform, secret: str | None = None) -> Registration:
+    """Register our callback URL at the platform and store the secret it answers with.
+
+    ``secret`` proposes one (to rotate); a platform may answer with its own, which is the one
+    stored. The older secrets stay active (events in flight are signed with them) until revoked.
+    """
+    from gateway.sync.remote import platform_config
+
+    cls = _connector_class(platform)
+    if not issubclass(cls, WebhookRegistration):
+        raise PlatformError(f"The {platform.connector} connector cannot register webhooks.")
+    url = callback_url(platform.name)
+    try:
+        connector = cls(platform_config(platform))
+    except (ConnectorError, ValueError, TypeError, KeyError) as exc:
+        raise PlatformError(
+            f"The {platform.connector} connector cannot use this configuration: {exc}"
+        ) from None
+    try:
+        endpoint = connector.register_webhook_endpoint(url, secret=secret)
+    except ConnectorError as exc:
+        raise PlatformError(f"{platform.name} did not register our callback URL: {exc}") from None
+    finally:
+        connector.close()
+    held = {row.secret: row for row in active_secrets(platform)}
+    if endpoint.secret in held:
+        return Registration(endpoint.url, held[endpoint.secret], new=False)
+    return Registration(endpoint.url, add_webhook_secret(platform, endpoint.secret), new=True)

@@ -5,7 +5,9 @@ mirrored on P (imported from P, or pushed to P successfully), outbound pending (
 P still pending or running) and the rest (hours from before the link, or that could not be
 sent). P's wallet should hold exactly the mirrored sum, plus whatever P has that we have not
 imported yet. A difference between remote and local balance is recorded with those parts;
-what they do not explain is ``unexplained``.
+what they do not explain is ``unexplained``. Hours the ledger keeps off P are benign
+(``not_mirrored``) only when the ledger can say why: a reversal is never among them while P
+has the transfer it reverses, since a reversal follows its transfer wherever it went.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy.orm import aliased
 
 from gateway.db import db
 from gateway.federation.models import PlatformLink
@@ -33,6 +36,8 @@ class WalletComparison:
     mirrored_minutes: int
     pending_outbound_minutes: int
     remote_minutes: int
+    # Reversals missing on P although P has the transfer they reverse: nothing explains these.
+    unfollowed_reversal_minutes: int = 0
 
     @property
     def difference_minutes(self) -> int:
@@ -42,6 +47,8 @@ class WalletComparison:
     def explain(self, pending_inbound_minutes: int = 0) -> str:
         """The explanation operators read: what part of the difference is accounted for."""
         if self.remote_minutes - self.mirrored_minutes - pending_inbound_minutes != 0:
+            return "unexplained"
+        if self.unfollowed_reversal_minutes:
             return "unexplained"
         if self.pending_outbound_minutes:
             return "outbound_pending"
@@ -71,6 +78,16 @@ def compare(run_id: str, platform_id: str) -> Iterator[WalletComparison]:
     status = _outbox_status(platform_id)
     mirrored = (Transaction.external_platform_id == platform_id) | (status.c.done == 1)
     pending = and_(status.c.pending == 1, status.c.done != 1)
+    original = aliased(Transaction)
+    original_status = _outbox_status(platform_id)
+    # Spelled without NOT over nullable columns: NOT NULL is NULL, never true.
+    unfollowed = and_(
+        Transaction.reversal_of.is_not(None),
+        (original.external_platform_id == platform_id) | (original_status.c.done == 1),
+        func.coalesce(Transaction.external_platform_id, "") != platform_id,
+        func.coalesce(status.c.done, 0) == 0,
+        func.coalesce(status.c.pending, 0) == 0,
+    )
     amount = Entry.amount_minutes
     query = (
         select(
@@ -80,6 +97,7 @@ def compare(run_id: str, platform_id: str) -> Iterator[WalletComparison]:
             func.coalesce(func.sum(case((mirrored, amount), else_=0)), 0),
             func.coalesce(func.sum(case((pending, amount), else_=0)), 0),
             RemoteBalance.minutes,
+            func.coalesce(func.sum(case((unfollowed, amount), else_=0)), 0),
         )
         .select_from(PlatformLink)
         .join(
@@ -93,6 +111,8 @@ def compare(run_id: str, platform_id: str) -> Iterator[WalletComparison]:
         .outerjoin(Entry, Entry.account_id == Account.id)
         .outerjoin(Transaction, Transaction.id == Entry.transaction_id)
         .outerjoin(status, status.c.transaction_id == Transaction.id)
+        .outerjoin(original, original.id == Transaction.reversal_of)
+        .outerjoin(original_status, original_status.c.transaction_id == original.id)
         .where(PlatformLink.platform_id == platform_id, PlatformLink.state == "active")
         .group_by(
             PlatformLink.member_id,

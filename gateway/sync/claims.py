@@ -19,6 +19,10 @@ from gateway.db import db, utcnow
 from gateway.sync.models import OutboxItem
 
 OPEN_STATES = ("pending", "running")
+# Why a row ended with the row it depends on: that row was dead, or skipped (a reversal only).
+DEPENDENCY_FAILED = "dependency_failed"
+DEPENDENCY_SKIPPED = "dependency_skipped"
+SKIPPED_WITH_ITS_TRANSFER = "the transfer it reverses was skipped"
 
 
 def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
@@ -119,6 +123,62 @@ def release_dependents(outbox_ids: Iterable[str]) -> set[str]:
         execution_options={"synchronize_session": False},
     ).all()
     return set(platforms)
+
+
+def follow_dependencies(outbox_ids: Iterable[str] | None = None) -> set[str]:
+    """Bring rows that ended with their dependency back in line with it; return their platforms.
+
+    A row that died or was skipped only because the row it depends on was dead or skipped goes
+    back to pending, with fresh attempts, once that row succeeded after all (an operator's retry,
+    reconciliation's revival or healing): a transfer delivered late still gets its reversal. A
+    reversal that died with its push is skipped when that push is skipped. ``outbox_ids`` limits
+    this to the dependents of those rows; None looks at every row (the sweeper's catch-all for
+    changes made outside a delivery, such as an operator's skip).
+    """
+    ids = None if outbox_ids is None else list(outbox_ids)
+    if ids is not None and not ids:
+        return set()
+    dependency = aliased(OutboxItem)
+
+    def of(state: str) -> ColumnElement[bool]:
+        found = exists().where(dependency.id == OutboxItem.depends_on_id, dependency.state == state)
+        return found if ids is None else and_(OutboxItem.depends_on_id.in_(ids), found)
+
+    ended_with_it = (
+        (OutboxItem.state == "dead") & (OutboxItem.last_error_code == DEPENDENCY_FAILED)
+    ) | ((OutboxItem.state == "skipped") & (OutboxItem.last_error_code == DEPENDENCY_SKIPPED))
+    now = utcnow()
+    revived = db.session.scalars(
+        update(OutboxItem)
+        .where(ended_with_it, of("succeeded"))
+        .values(
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            completed_at=None,
+            skipped_reason=None,
+            last_error_code=None,
+        )
+        .returning(OutboxItem.platform_id),
+        execution_options={"synchronize_session": False},
+    ).all()
+    db.session.execute(
+        update(OutboxItem)
+        .where(
+            OutboxItem.kind == "reverse_transfer",
+            OutboxItem.state == "dead",
+            OutboxItem.last_error_code == DEPENDENCY_FAILED,
+            of("skipped"),
+        )
+        .values(
+            state="skipped",
+            last_error_code=DEPENDENCY_SKIPPED,
+            skipped_reason=SKIPPED_WITH_ITS_TRANSFER,
+            completed_at=now,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return set(revived)
 
 
 def expire_leases() -> int:

@@ -21,10 +21,11 @@ from gateway.db import db, utcnow
 from gateway.federation.models import Platform
 from gateway.sync import handlers
 from gateway.sync.circuit import CircuitBreaker
+from gateway.sync.claims import DEPENDENCY_FAILED, DEPENDENCY_SKIPPED, SKIPPED_WITH_ITS_TRANSFER
 from gateway.sync.models import OutboxItem
 from gateway.sync.policy import RetryPolicy
 from gateway.sync.remote import ConflictError, ConnectorError
-from gateway.sync.verdicts import Verdict, dead, failed, postponed, succeeded
+from gateway.sync.verdicts import Verdict, dead, failed, postponed, skipped, succeeded
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,14 @@ class Turn:
         verdicts = {}
         for item in items:
             state = states.get(item.depends_on_id) if item.depends_on_id else None
-            if state in ("dead", "skipped"):
+            if state == "skipped" and item.kind == "reverse_transfer":
+                # Neither the transfer nor its reversal: the platform's net is unchanged.
+                verdicts[item.id] = skipped(item, SKIPPED_WITH_ITS_TRANSFER, DEPENDENCY_SKIPPED)
+            elif state in ("dead", "skipped"):
                 verdicts[item.id] = dead(
                     item,
                     f"depends on {item.depends_on_id}, which is {state}",
-                    "dependency_failed",
+                    DEPENDENCY_FAILED,
                     label="dependency failed",
                 )
             elif state in ("pending", "running"):

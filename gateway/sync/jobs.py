@@ -14,7 +14,12 @@ from gateway.db import db, utcnow
 from gateway.federation.models import Platform
 from gateway.jobs import task
 from gateway.redis_client import get_redis
-from gateway.sync.claims import claim_one, expire_leases, platforms_with_due_rows
+from gateway.sync.claims import (
+    claim_one,
+    expire_leases,
+    follow_dependencies,
+    platforms_with_due_rows,
+)
 from gateway.sync.delivery import Turn, breaker_for, send
 from gateway.sync.dispatch import DRAIN_MARKER, ensure_drains, lease_seconds, wake
 from gateway.sync.limits import platform_slot
@@ -72,8 +77,10 @@ def deliver(outbox_id: str) -> str:
 
 @task
 def sweep() -> dict[str, int]:
-    """Free rows whose worker died mid-run, and dispatch platforms whose due rows wait unseen."""
+    """Free rows whose worker died mid-run, bring rows in line with their dependencies (changed
+    outside a delivery, e.g. by an operator), and dispatch platforms whose due rows wait unseen."""
     expired = expire_leases()
+    follow_dependencies()
     db.session.commit()
     due, overdue = platforms_with_due_rows(utcnow() - timedelta(seconds=OVERDUE_SECONDS))
     redis = get_redis()

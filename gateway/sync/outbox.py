@@ -34,11 +34,14 @@ def record_effect(
     transaction_id: str | None = None,
     payload: dict[str, Any] | None = None,
     depends_on: OutboxItem | None = None,
+    skipped: tuple[str, str] | None = None,
 ) -> OutboxItem:
     """Add an outbound effect to the current transaction; it is dispatched after commit.
 
     The row is inserted at once with a Core statement (every posting writes one; the unit of
-    work cost more than the SQL) and put in the session as a loaded row.
+    work cost more than the SQL) and put in the session as a loaded row. ``skipped`` (code,
+    reason) writes it as skipped from the start: there is nothing to send, but the row says
+    why, and comes back if what it depends on is ever delivered after all.
     """
     if kind not in OUTBOX_KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
@@ -54,24 +57,23 @@ def record_effect(
         "transaction_id": transaction_id,
         "payload": payload or {},
         "depends_on_id": depends_on.id if depends_on else None,
-        "state": "pending",
+        "state": "skipped" if skipped else "pending",
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,
     }
-    session.execute(_INSERT, values)
+    ending = {
+        "last_error_code": skipped[0] if skipped else None,
+        "skipped_reason": skipped[1] if skipped else None,
+        "completed_at": now if skipped else None,
+    }
+    session.execute(_INSERT, values | ending if skipped else values)
     # Unset columns are SQL NULL (a JSON column given None would store JSON null).
-    item = OutboxItem(
-        **values,
-        last_error=None,
-        last_error_code=None,
-        result=None,
-        skipped_reason=None,
-        completed_at=None,
-    )
+    item = OutboxItem(**values, **ending, last_error=None, result=None)
     add_as_loaded(session, item)
-    session.info.setdefault(_PENDING_KEY, set()).add(platform_id)
+    if not skipped:
+        session.info.setdefault(_PENDING_KEY, set()).add(platform_id)
     return item
 
 

@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import aliased
 
 from connectors.interface import Connector, RemoteTransfer
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform, PlatformLink
 from gateway.jobs import task
 from gateway.sync import balances
+from gateway.sync.claims import DEPENDENCY_FAILED, follow_dependencies
 from gateway.sync.models import (
     OutboxItem,
     ReconciliationRun,
@@ -31,6 +33,7 @@ from gateway.sync.remote import ConnectorError, connector_for
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
+MAX_DEPENDENCY_DEPTH = 3
 OUR_REFERENCE = "gw-txn-"
 Progress = Callable[[str, int], None]
 
@@ -102,28 +105,45 @@ def _heal_pushed(platform: Platform, ours_seen: dict[str, str]) -> None:
         item.state = "succeeded"
         item.result = {"remote_transfer_id": ours_seen[item.transaction_id], "healed": True}
         item.completed_at = utcnow()
+    db.session.flush()
+    if follow_dependencies(item.id for item in stuck):  # a reversal that died with it goes now
+        from gateway.sync.dispatch import ensure_drains
+
+        db.session.commit()
+        ensure_drains([platform.id])
 
 
 def resend_failed(run: ReconciliationRun, platform: Platform) -> None:
     """Give outbound rows that died of transient failures another round of attempts.
 
     They keep their idempotency key, and our external reference is unique on the platform,
-    so a transfer that did arrive the first time is not created twice.
+    so a transfer that did arrive the first time is not created twice. A row that died with
+    its dependency comes back with it, not before (it would only die again).
     """
-    revived = (
-        db.session.execute(
-            update(OutboxItem)
-            .where(
-                OutboxItem.platform_id == platform.id,
-                OutboxItem.state == "dead",
-                OutboxItem.last_error_code.in_(("retries_exhausted", "dependency_failed")),
-            )
-            .values(state="pending", attempts=0, next_attempt_at=utcnow(), completed_at=None)
-            .returning(OutboxItem.id)
-        )
-        .scalars()
-        .all()
+    revive = update(OutboxItem).values(
+        state="pending", attempts=0, next_attempt_at=utcnow(), completed_at=None
     )
+    mine = (OutboxItem.platform_id == platform.id) & (OutboxItem.state == "dead")
+    revived = db.session.scalars(
+        revive.where(mine, OutboxItem.last_error_code == "retries_exhausted").returning(
+            OutboxItem.id
+        ),
+        execution_options={"synchronize_session": False},
+    ).all()
+    dependency = aliased(OutboxItem)
+    alive = exists().where(
+        dependency.id == OutboxItem.depends_on_id, dependency.state.not_in(("dead", "skipped"))
+    )
+    for _depth in range(MAX_DEPENDENCY_DEPTH):  # registration, push, reversal
+        more = db.session.scalars(
+            revive.where(mine, OutboxItem.last_error_code == DEPENDENCY_FAILED, alive).returning(
+                OutboxItem.id
+            ),
+            execution_options={"synchronize_session": False},
+        ).all()
+        if not more:
+            break
+        revived += more
     run.resent = len(revived)
     db.session.commit()
     if revived:

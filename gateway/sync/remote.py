@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import threading
 
-from connectors.errors import ConflictError, ConnectorError, PermanentError, RetryableError
+from connectors.errors import (
+    ConflictError,
+    ConnectorError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
 from connectors.interface import Connector, PlatformConfig
 from connectors.registry import get_connector_class
 from gateway.federation.models import Platform
@@ -17,6 +23,7 @@ __all__ = [
     "ConflictError",
     "ConnectorError",
     "PermanentError",
+    "RateLimitedError",
     "RetryableError",
     "connector_for",
     "platform_config",

@@ -17,10 +17,12 @@ from gateway.db import db
 from gateway.federation.models import PlatformLink
 from gateway.ledger.events import transaction_posted, transaction_reversed
 from gateway.ledger.models import Account, Transaction
+from gateway.sync.claims import DEPENDENCY_SKIPPED, SKIPPED_WITH_ITS_TRANSFER
 from gateway.sync.models import FINAL_STATES, OutboxItem
 from gateway.sync.outbox import record_effect
 
 MIRRORED_LINK_STATES = ("pending", "active")
+SKIPPED_WITH_PUSH = (DEPENDENCY_SKIPPED, SKIPPED_WITH_ITS_TRANSFER)
 _LINKS = PlatformLink.__table__
 
 
@@ -104,16 +106,20 @@ def mirror_transaction(transaction: Transaction) -> list[OutboxItem]:
 
 
 def mirror_reversal(reversal: Transaction) -> list[OutboxItem]:
-    """Write a reverse row wherever the original transaction was mirrored or came from."""
+    """Write a reverse row wherever the original transaction was pushed or came from.
+
+    Whatever became of a push, its reversal follows it: it waits for a push not delivered yet,
+    dies with a dead one and comes back when that push is delivered after all (see
+    ``gateway.sync.claims.follow_dependencies``); a skipped push's reversal is skipped too, so
+    the platform sees both or neither.
+    """
     original = db.session.get(Transaction, reversal.reversal_of)
     if original is None:
         return []
     rows = []
     pushes = db.session.scalars(
         select(OutboxItem).where(
-            OutboxItem.transaction_id == original.id,
-            OutboxItem.kind == "push_transfer",
-            OutboxItem.state.not_in(("dead", "skipped")),
+            OutboxItem.transaction_id == original.id, OutboxItem.kind == "push_transfer"
         )
     ).all()
     for push in pushes:
@@ -126,6 +132,7 @@ def mirror_reversal(reversal: Transaction) -> list[OutboxItem]:
                 transaction_id=reversal.id,
                 payload={"original_transaction_id": original.id},
                 depends_on=push,
+                skipped=SKIPPED_WITH_PUSH if push.state == "skipped" else None,
             )
         )
     origin = original.external_platform_id

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import insert, update
 
 from gateway.db import db, utcnow
-from gateway.sync.claims import release_dependents
+from gateway.sync.claims import follow_dependencies, release_dependents
 from gateway.sync.models import FINAL_STATES, OutboxItem, SyncAttempt
 from gateway.sync.policy import RetryPolicy
-from gateway.sync.remote import ConflictError, PermanentError, RetryableError
+from gateway.sync.remote import ConflictError, PermanentError, RateLimitedError, RetryableError
 
 
 @dataclass
@@ -71,6 +71,13 @@ def dead(item: OutboxItem, error: str, code: str, label: str = "dead") -> Verdic
     return Verdict(item.id, item.platform_id, "dead", label, outcome="dead", error=error, code=code)
 
 
+def skipped(item: OutboxItem, reason: str, code: str) -> Verdict:
+    """Skipped without a call (a reversal whose transfer was skipped): no attempt."""
+    return Verdict(
+        item.id, item.platform_id, "skipped", "skipped", error=reason, code=code, counted=False
+    )
+
+
 def failed(item: OutboxItem, error: Exception, policy: RetryPolicy) -> Verdict:
     """A failed attempt: retry after a backoff, or die when it was the last one allowed."""
     if isinstance(error, PermanentError) and not isinstance(error, ConflictError):
@@ -78,7 +85,7 @@ def failed(item: OutboxItem, error: Exception, policy: RetryPolicy) -> Verdict:
         verdict.platform_up = True  # the platform answered; it is not down
         return verdict
     retry_after = error.retry_after if isinstance(error, RetryableError) else None
-    if getattr(error, "status", None) == 429:
+    if isinstance(error, RateLimitedError):
         # The platform is up and says when to come back. Throttling is no fault of the row: it
         # must not spend the attempts a dead letter is decided on (a burst of 429s would
         # otherwise kill good rows). A platform that throttles for ever shows as sync lag.
@@ -119,7 +126,8 @@ def record(verdicts: list[Verdict]) -> set[str]:
     """Write ``verdicts`` in the current transaction; return the platforms of released rows.
 
     Rows that waited on a row now final become due at once (a dependent of a dead row then
-    dies with ``dependency_failed`` at its next claim instead of polling).
+    dies with ``dependency_failed`` at its next claim instead of polling), and rows that ended
+    with a row now delivered come back (``follow_dependencies``).
     """
     if not verdicts:
         return set()
@@ -144,6 +152,8 @@ def record(verdicts: list[Verdict]) -> set[str]:
                     "error_code": verdict.code,
                 }
             )
+        if verdict.state == "skipped":
+            row |= {"skipped_reason": verdict.error, "last_error_code": verdict.code}
         if verdict.result is not None:
             row["result"] = verdict.result
         if verdict.state in FINAL_STATES:
@@ -161,4 +171,5 @@ def record(verdicts: list[Verdict]) -> set[str]:
         )
     if attempts:
         db.session.execute(insert(SyncAttempt), attempts)
-    return release_dependents(v.item_id for v in verdicts if v.state in FINAL_STATES)
+    released = release_dependents(v.item_id for v in verdicts if v.state in FINAL_STATES)
+    return released | follow_dependencies(v.item_id for v in verdicts if v.state == "succeeded")

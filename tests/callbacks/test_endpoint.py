@@ -110,9 +110,11 @@ def test_unknown_and_disabled_platforms_are_404(app, client, platform):
 
 def test_a_malformed_event_is_400(app, client, platform):
     event = transfer_event("t1")
-    event["type"] = "transfer.exploded"
+    del event["data"]["payer_wallet_id"]
     body, headers = signed(event)
-    assert _post(client, body, headers).status_code == 400
+    response = _post(client, body, headers)
+    assert response.status_code == 400
+    assert "payer_wallet_id" in response.get_json()["detail"]
     assert _count(app) == 0
 
 

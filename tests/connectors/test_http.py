@@ -15,6 +15,7 @@ from connectors.errors import (
     ConflictError,
     ConnectorError,
     PermanentError,
+    RateLimitedError,
     RetryableError,
 )
 from connectors.http import (
@@ -147,8 +148,9 @@ def test_conflict_carries_the_existing_id(mock, client):
 
 def test_429_carries_retry_after_seconds(mock, client):
     mock.get(f"{BASE}/x", status=429, headers={"Retry-After": "7"}, json={})
-    with pytest.raises(RetryableError) as caught:
+    with pytest.raises(RateLimitedError) as caught:
         client.request("GET", "x")
+    assert isinstance(caught.value, RetryableError)  # code that knows only that retries it
     assert caught.value.retry_after == 7.0
     assert caught.value.status == 429
 

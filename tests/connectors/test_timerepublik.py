@@ -482,8 +482,9 @@ def test_member_events_are_parsed(tr, kind, status):
         ({}, b"not json"),
         ({}, b"\xff\xfe"),
         ({}, b"[]"),
-        ({}, event("transfer.exploded", {})),
         ({}, event("transfer.completed", {"id": "t_1"})),
+        ({}, event("transfer.completed", transfer_doc(minutes=0))),
+        ({}, event("transfer.completed", transfer_doc(minutes=14401))),
         ({"webhook-id": "evt_other"}, event("transfer.completed", transfer_doc())),
         ({}, json.dumps({"id": "e", "type": "member.updated", "data": {}}).encode()),
     ],
@@ -492,6 +493,23 @@ def test_malformed_events_are_permanent_errors(tr, headers, body):
     with pytest.raises(PermanentError) as caught:
         tr.connector.parse_callback(headers, body)
     assert caught.value.code == "malformed_event"
+
+
+def test_an_unknown_event_type_parses_without_data(tr):
+    # The contract may add types: they are acknowledged and ignored, not refused.
+    parsed = tr.connector.parse_callback({}, event("transfer.exploded", {"x": 1}))
+    assert (parsed.type, parsed.transfer, parsed.member) == ("transfer.exploded", None, None)
+
+
+def test_events_decode_without_credentials():
+    from connectors.interface import PlatformConfig
+    from connectors.timerepublik import TimeRepublikConnector
+
+    config = PlatformConfig(name="bare", base_url=TR_BASE)
+    parsed = TimeRepublikConnector.decode_callback(
+        config, {"webhook-id": "evt_1"}, event("transfer.completed", transfer_doc())
+    )
+    assert parsed.transfer.minutes == 90
 
 
 # Linking and webhooks

@@ -91,3 +91,7 @@ def member_json(member_id: str, n: int = 1, email: str = "m@example.org") -> dic
         "locale": "it",
         "skills": [],
     }
+
+
+# The sandbox timebank as a partner with real HTTP semantics (tests/sync/sandbox_partner.py).
+from tests.sync.sandbox_partner import sandbox_partner  # noqa: E402, F401
