@@ -33,6 +33,8 @@ class Timings:
     webhook_max_backoff_seconds: float
     # How much longer than the partner's webhook retries the callback receiver stays down.
     outage_margin_seconds: float
+    # How long the faults may go on waiting for pushes to die (to reverse them then).
+    dead_push_wait_seconds: float
 
 
 # CI's form: every interval scaled down so that the drill fits its budget, and fewer attempts
@@ -41,7 +43,7 @@ class Timings:
 COMPRESSED = Timings(
     name="compressed",
     gateway={
-        "SYNC_MAX_ATTEMPTS": "4",
+        "SYNC_MAX_ATTEMPTS": "2",
         "SYNC_BACKOFF_BASE_SECONDS": "0.5",
         "SYNC_BACKOFF_CAP_SECONDS": "4",
         "SYNC_LEASE_SECONDS": "5",
@@ -54,6 +56,7 @@ COMPRESSED = Timings(
     webhook_retry_base_seconds=0.25,
     webhook_max_backoff_seconds=1.0,
     outage_margin_seconds=2.0,
+    dead_push_wait_seconds=10.0,
 )
 # A manual drill with production's retry, lease and sweep timings and the sandbox's own webhook
 # schedule; reconciliation every two minutes, so that the sides can agree within five.
@@ -64,6 +67,7 @@ REALISTIC = Timings(
     webhook_retry_base_seconds=1.0,
     webhook_max_backoff_seconds=300.0,
     outage_margin_seconds=10.0,
+    dead_push_wait_seconds=120.0,
 )
 
 

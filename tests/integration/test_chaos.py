@@ -72,7 +72,7 @@ IMMEDIATE_REVERSALS = (3, 17, 31)
 # After these postings, a posting whose push is a dead letter just then is reversed (the planned
 # one if none is): its reversal must follow the push wherever the push goes.
 LATER_REVERSALS = {20: 10, 34: 24, 39: 38}
-# Just before the faults clear, up to this many more reversals of dead-lettered pushes.
+# Before the faults clear (waiting a while for them), more reversals of dead-lettered pushes.
 LATE_REVERSALS_OF_DEAD_PUSHES = 2
 KILL_WORKER_AT = 13
 FLUSH_REDIS_AT = 22
@@ -481,9 +481,15 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
             if pushed:
                 txn = pushed[0]["external_reference"].removeprefix(OURS)
                 drill.remote_reversal_of_push = (txn, reverse_at_partner(pushed[0]["id"]))
-            for txn in _dead_pushes(drill)[:LATE_REVERSALS_OF_DEAD_PUSHES]:
-                _reverse_here(drill, txn, "undo late")
-                drill.reversals_of_dead_pushes += 1
+            # The faults go on a while longer, until pushes have died that can be reversed.
+            deadline = time.monotonic() + timings.dead_push_wait_seconds
+            late = 0
+            while late < LATE_REVERSALS_OF_DEAD_PUSHES and time.monotonic() < deadline:
+                for txn in _dead_pushes(drill)[: LATE_REVERSALS_OF_DEAD_PUSHES - late]:
+                    _reverse_here(drill, txn, "undo late")
+                    late += 1
+                time.sleep(0.5)
+            drill.reversals_of_dead_pushes += late
             time.sleep(schedule["gives_up_after_seconds"] + timings.outage_margin_seconds)
             web = processes.web(unused_port)
             drill.web_down_seconds = time.monotonic() - down_at
