@@ -50,6 +50,8 @@ COMPRESSED = Timings(
         "SYNC_CIRCUIT_COOLDOWN_SECONDS": "2",
         "SYNC_SWEEP_INTERVAL_SECONDS": "2",
         "CALLBACK_SWEEP_INTERVAL_SECONDS": "2",
+        "CALLBACK_BACKOFF_BASE_SECONDS": "0.5",
+        "CALLBACK_BACKOFF_CAP_SECONDS": "4",
         "RECONCILE_INTERVAL_SECONDS": "10",
     },
     webhook_max_attempts=4,
