@@ -18,6 +18,7 @@ member's balance equal in the ledger and at the partner. The figures are printed
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -308,6 +309,7 @@ def _disagreements(
 
 
 def _figures(
+    platform_id: str,
     sandbox: SandboxServer,
     drill: Drill,
     timings: Timings,
@@ -331,6 +333,11 @@ def _figures(
             select(InboxEvent.state, InboxEvent.parked_reason)
         ).all()
     )
+    parked = db.session.scalars(select(InboxEvent.body).where(InboxEvent.state == "parked")).all()
+    parked_applied = sum(
+        ledger.find_by_external(platform_id, json.loads(body)["data"]["id"]) is not None
+        for body in parked
+    )
     lines = [
         f"chaos drill ({timings.name} timings), harsh profile {HARSH}",
         f"  local postings {len(drill.postings)}, local reversals {len(drill.local_reversals)}",
@@ -342,7 +349,8 @@ def _figures(
         f"{schedule['gives_up_after_seconds']:.2f} s)",
         f"  webhook deliveries {dict(deliveries)}",
         f"  outbox {dict(sorted(outbox.items()))}, attempts counted {attempts}",
-        f"  inbox {dict(inbox)}; reconciliation runs {dict(runs)}",
+        f"  inbox {dict(inbox)} ({parked_applied} parked event(s) applied since, by "
+        f"reconciliation); reconciliation runs {dict(runs)}",
         f"  reversals posted while their push was a dead letter "
         f"{drill.reversals_of_dead_pushes}; partner transfers touching a member not linked here "
         f"{drill.natives_before_link}",
@@ -505,7 +513,9 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
                 problems = _disagreements(sandbox, platform.id, drill, members)
             agreed_after = time.monotonic() - cleared_at
             _progress(started, f"watching ended: {len(problems)} disagreement(s)")
-            figures = _figures(sandbox, drill, timings, schedule, agreed_after, problems)
+            figures = _figures(
+                platform.id, sandbox, drill, timings, schedule, agreed_after, problems
+            )
             assert problems == [], (
                 "\n".join(problems[:40]) + f"\n{figures}\noutbox:\n{_outbox_report()}"
             )
