@@ -220,7 +220,7 @@ def load_settings(
         "SYNC_BACKOFF_BASE_SECONDS": env_number(environ, "SYNC_BACKOFF_BASE_SECONDS", 2.0, 0.01),
         "SYNC_BACKOFF_CAP_SECONDS": env_number(environ, "SYNC_BACKOFF_CAP_SECONDS", 600.0, 0.01),
         "RECONCILE_INTERVAL_SECONDS": _int(environ, "RECONCILE_INTERVAL_SECONDS", 900, minimum=10),
-        "SYNC_SWEEP_INTERVAL_SECONDS": _int(environ, "SYNC_SWEEP_INTERVAL_SECONDS", 30, minimum=1),
+        "SYNC_SWEEP_INTERVAL_SECONDS": _int(environ, "SYNC_SWEEP_INTERVAL_SECONDS", 10, minimum=1),
         "CALLBACK_SWEEP_INTERVAL_SECONDS": _int(
             environ, "CALLBACK_SWEEP_INTERVAL_SECONDS", 60, minimum=1
         ),
@@ -228,7 +228,7 @@ def load_settings(
         "SYNC_CIRCUIT_COOLDOWN_SECONDS": _int(
             environ, "SYNC_CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1
         ),
-        "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 180, minimum=5),
+        "SYNC_LEASE_SECONDS": _int(environ, "SYNC_LEASE_SECONDS", 20, minimum=5),
         "OAUTH_REFRESH_FAMILY_MAX_SECONDS": _int(
             environ, "OAUTH_REFRESH_FAMILY_MAX_SECONDS", 30 * 24 * 3600, minimum=60
         ),

@@ -70,3 +70,18 @@ def test_forked_work_horses_open_their_own_connections(app):
         assert job.is_finished, job.latest_result().exc_string
         if parent:
             assert job.return_value() != parent
+
+
+def test_expired_idempotency_keys_are_purged_on_a_schedule(app):
+    from gateway.api.idempotency import purge_expired_keys
+    from gateway.schedule import periodic_jobs
+
+    assert purge_expired_keys in {job.func for job in periodic_jobs(app.config)}
+    job = app.extensions["queue"].enqueue(purge_expired_keys)
+    with app.app_context():
+        assert SimpleWorker([app.extensions["queue"]], connection=app.extensions["redis"]).work(
+            burst=True
+        )
+    job.refresh()
+    assert job.is_finished
+    assert job.return_value() == 0

@@ -34,6 +34,7 @@ from gateway.api.errors import problem_for
 from gateway.api.models import IdempotencyKey
 from gateway.auth.resource import current_token
 from gateway.db import db, utcnow
+from gateway.jobs import task
 from gateway.members.models import new_id
 from gateway.problems import Problem, problem_response
 
@@ -222,6 +223,7 @@ def idempotent(view: F) -> F:
     return run  # type: ignore[return-value]
 
 
+@task
 def purge_expired_keys(now: datetime | None = None) -> int:
     """Delete keys older than 24 hours and commit (a job the scheduler can run); returns count."""
     cutoff = (now or utcnow()) - KEY_LIFETIME

@@ -17,6 +17,7 @@ from gateway.db import db
 from gateway.federation.consent import Refused, check_may_join, link_for, record_consent
 from gateway.federation.models import Platform, PlatformLink
 from gateway.members.models import Member
+from gateway.sync.awaiting_link import link_activated
 from gateway.sync.remote import connector_for
 
 
@@ -97,5 +98,6 @@ def finish(
     link.state = "active"
     link.linked_via = "oauth"
     record_consent(member, platform)
+    link_activated(platform.id, remote.wallet_id)  # events that named its wallet apply now
     db.session.commit()
     return link

@@ -125,36 +125,35 @@ def release_dependents(outbox_ids: Iterable[str]) -> set[str]:
     return set(platforms)
 
 
+def _dependency_is(state: str, of: list[str] | None) -> ColumnElement[bool]:
+    """The row's dependency is in ``state`` (and is one of ``of``, unless None)."""
+    dependency = aliased(OutboxItem)
+    found = exists().where(dependency.id == OutboxItem.depends_on_id, dependency.state == state)
+    return found if of is None else and_(OutboxItem.depends_on_id.in_(of), found)
+
+
 def follow_dependencies(outbox_ids: Iterable[str] | None = None) -> set[str]:
-    """Bring rows that ended with their dependency back in line with it; return their platforms.
+    """Bring rows that ended with their dependency back when it succeeded; return their platforms.
 
     A row that died or was skipped only because the row it depends on was dead or skipped goes
     back to pending, with fresh attempts, once that row succeeded after all (an operator's retry,
-    reconciliation's revival or healing): a transfer delivered late still gets its reversal. A
-    reversal that died with its push is skipped when that push is skipped. ``outbox_ids`` limits
-    this to the dependents of those rows; None looks at every row (the sweeper's catch-all for
-    changes made outside a delivery, such as an operator's skip).
+    reconciliation's revival or healing): a transfer delivered late still gets its reversal.
+    ``outbox_ids`` (rows that just succeeded) limits this to their dependents; None looks at
+    every row (the sweeper's catch-all for rows changed outside a delivery).
     """
     ids = None if outbox_ids is None else list(outbox_ids)
     if ids is not None and not ids:
         return set()
-    dependency = aliased(OutboxItem)
-
-    def of(state: str) -> ColumnElement[bool]:
-        found = exists().where(dependency.id == OutboxItem.depends_on_id, dependency.state == state)
-        return found if ids is None else and_(OutboxItem.depends_on_id.in_(ids), found)
-
     ended_with_it = (
         (OutboxItem.state == "dead") & (OutboxItem.last_error_code == DEPENDENCY_FAILED)
     ) | ((OutboxItem.state == "skipped") & (OutboxItem.last_error_code == DEPENDENCY_SKIPPED))
-    now = utcnow()
     revived = db.session.scalars(
         update(OutboxItem)
-        .where(ended_with_it, of("succeeded"))
+        .where(ended_with_it, _dependency_is("succeeded", ids))
         .values(
             state="pending",
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=utcnow(),
             completed_at=None,
             skipped_reason=None,
             last_error_code=None,
@@ -162,23 +161,28 @@ def follow_dependencies(outbox_ids: Iterable[str] | None = None) -> set[str]:
         .returning(OutboxItem.platform_id),
         execution_options={"synchronize_session": False},
     ).all()
-    db.session.execute(
+    return set(revived)
+
+
+def skip_with_skipped_transfers() -> int:
+    """Skip the reversals that died with a push an operator then skipped: the platform has
+    neither (the sweeper's job: skipping happens outside a delivery)."""
+    return db.session.execute(
         update(OutboxItem)
         .where(
             OutboxItem.kind == "reverse_transfer",
             OutboxItem.state == "dead",
             OutboxItem.last_error_code == DEPENDENCY_FAILED,
-            of("skipped"),
+            _dependency_is("skipped", None),
         )
         .values(
             state="skipped",
             last_error_code=DEPENDENCY_SKIPPED,
             skipped_reason=SKIPPED_WITH_ITS_TRANSFER,
-            completed_at=now,
+            completed_at=utcnow(),
         ),
         execution_options={"synchronize_session": False},
-    )
-    return set(revived)
+    ).rowcount
 
 
 def expire_leases() -> int:

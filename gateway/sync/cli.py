@@ -39,7 +39,14 @@ def reconcile_command(app: Flask, platform_name: str | None) -> None:
         click.echo(
             f"{platform.name}: {run.state}; {run.transfers_seen} transfers read, "
             f"{run.imported} imported, {run.resent} re-sent, {run.wallets_checked} wallets "
-            f"compared, {run.differences} difference(s)" + (f"; {run.error}" if run.error else "")
+            f"compared, {run.differences} difference(s)"
+            + (f", {run.wallets_unreadable} wallet(s) unreadable" if run.wallets_unreadable else "")
+            + (
+                f", {run.transfers_unapplied} transfer(s) not applied yet"
+                if run.transfers_unapplied
+                else ""
+            )
+            + (f"; {run.error}" if run.error else "")
         )
 
 
@@ -67,7 +74,7 @@ def outbox_status(app: Flask) -> None:
 @outbox_group.command("sweep")
 @with_app
 def outbox_sweep(app: Flask) -> None:
-    """Re-enqueue rows whose job was lost (what the scheduler does every 30 s)."""
+    """Re-enqueue rows whose job was lost (what the scheduler does every 10 s)."""
     from gateway.sync.jobs import sweep
 
     result = sweep()

@@ -27,8 +27,9 @@ JOB_OPTIONS = {"job_timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600
 
 
 def lease_seconds() -> int:
-    """How long a claimed row (and a held slot) stays ours before others may take it."""
-    return int(current_app.config.get("SYNC_LEASE_SECONDS", 180))
+    """How long a claimed row (and a held slot) stays ours unless renewed: a running drain
+    renews both, so a dead worker's rows are free again this long after it died."""
+    return int(current_app.config.get("SYNC_LEASE_SECONDS", 20))
 
 
 def marker_seconds() -> int:

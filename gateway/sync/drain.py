@@ -15,6 +15,9 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import timedelta
+
+from sqlalchemy import bindparam, update
 
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform
@@ -49,6 +52,13 @@ NO_SLOT_RETRY_SECONDS = 1.0
 
 InFlight = dict[Future[Sent], tuple[OutboxItem, handlers.Call]]
 
+# Only rows still running are renewed: a row whose lease ran out may be another drain's now.
+_RENEW = (
+    update(OutboxItem)
+    .where(OutboxItem.id.in_(bindparam("ids", expanding=True)), OutboxItem.state == "running")
+    .values(next_attempt_at=bindparam("lease_until"))
+)
+
 
 @task
 def drain(platform_id: str) -> str:
@@ -67,6 +77,10 @@ class Drain:
         self.settled = 0
         self.out_of_time = False
         self.slots: HeldSlots | None = None
+        # Renewed when a third of the lease is gone: two renewals may fail before it runs out.
+        self.renew_every = self.lease / 3
+        self._renew_at = time.monotonic() + self.renew_every
+        self._held: set[str] = set()  # rows whose call is in flight
 
     def run(self) -> str:
         """The whole job: admission, the delivery loop, then the hand-over."""
@@ -119,7 +133,8 @@ class Drain:
                 calls, immediate = self.turn.prepare(claimed)
                 settled += immediate
                 released_here = False
-                if claimed or settled:
+                self._held = {item.id for item, _ in inflight.values()}
+                if claimed or settled or self._lease_due():
                     released_here = self._commit(settled)
                     settled = []
                 for item, call in calls:
@@ -140,7 +155,8 @@ class Drain:
     def _collect(self, inflight: InFlight, at_least: int) -> list[Verdict]:
         """Wait until ``at_least`` calls finished; settle every finished one."""
         verdicts: list[Verdict] = []
-        while len(verdicts) < at_least:
+        # Back to the loop when the rows' lease is due for renewal: it renews in its commit.
+        while len(verdicts) < at_least and not self._lease_due():
             done, _ = wait(inflight, timeout=self._renew_every(), return_when=FIRST_COMPLETED)
             self._keep_slots()  # slow calls must not let the slots' lease run out
             for future in done:
@@ -152,8 +168,25 @@ class Drain:
         if self.slots is not None:
             self.slots.keep_alive()
 
-    def _renew_every(self) -> float | None:
-        return self.slots.renew_every if self.slots is not None else None
+    def _renew_every(self) -> float:
+        wait = max(0.0, self._renew_at - time.monotonic())
+        return min(wait, self.slots.renew_every) if self.slots is not None else wait
+
+    def _lease_due(self) -> bool:
+        return time.monotonic() >= self._renew_at
+
+    def _renew_leases(self) -> None:
+        """Push back the lease of the rows in flight (in the commit that follows)."""
+        if self._held:
+            db.session.execute(
+                _RENEW,
+                {
+                    "ids": sorted(self._held),
+                    "lease_until": utcnow() + timedelta(seconds=self.lease),
+                },
+                execution_options={"synchronize_session": False},
+            )
+        self._renew_at = time.monotonic() + self.renew_every
 
     def _commit(self, verdicts: list[Verdict]) -> bool:
         """Write verdicts (with the rows just claimed) in one commit; wake released rows.
@@ -161,6 +194,9 @@ class Drain:
         True when rows of this platform were released: this drain's next claim takes them.
         """
         released = record(verdicts)
+        self._held -= {verdict.item_id for verdict in verdicts}
+        if self._lease_due():
+            self._renew_leases()
         db.session.commit()
         self.settled += len(verdicts)
         self.redis.set(self.marker, "1", ex=marker_seconds())

@@ -20,6 +20,7 @@ from connectors.interface import AccountLinking, MemberData, RemoteMember, Trans
 from gateway.db import db
 from gateway.federation.models import Platform, PlatformLink
 from gateway.members.models import Member
+from gateway.sync.awaiting_link import link_activated
 from gateway.sync.models import OutboxItem
 from gateway.sync.remote import ConflictError, PermanentError, RetryableError, connector_for
 
@@ -125,6 +126,7 @@ def _register(item: OutboxItem, platform: Platform, links: Links) -> Call:
         link.remote_member_id = remote.id
         link.remote_wallet_id = remote.wallet_id
         link.state = "active"
+        link_activated(platform.id, remote.wallet_id)
         return {"remote_member_id": remote.id, "remote_wallet_id": remote.wallet_id}
 
     return Call(send=send, apply=apply)

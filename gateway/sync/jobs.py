@@ -19,6 +19,7 @@ from gateway.sync.claims import (
     expire_leases,
     follow_dependencies,
     platforms_with_due_rows,
+    skip_with_skipped_transfers,
 )
 from gateway.sync.delivery import Turn, breaker_for, send
 from gateway.sync.dispatch import DRAIN_MARKER, ensure_drains, lease_seconds, wake
@@ -28,6 +29,8 @@ from gateway.sync.verdicts import Verdict, postponed, record
 
 log = logging.getLogger(__name__)
 
+# A single delivery renews nothing: its lease outlasts a call's connect and read timeouts.
+SINGLE_CALL_LEASE_SECONDS = 120
 # Due rows no drain has claimed for this long are dispatched even if a marker says a drain is
 # coming: that drain is lost (its worker died) or stuck.
 OVERDUE_SECONDS = 60
@@ -50,7 +53,7 @@ def deliver(outbox_id: str) -> str:
 
     Drains deliver rows in bulk; this is for one row by id (and for jobs queued before drains).
     """
-    item = claim_one(outbox_id, lease_seconds())
+    item = claim_one(outbox_id, max(lease_seconds(), SINGLE_CALL_LEASE_SECONDS))
     if item is None:
         return "not due"
     platform = db.session.get(Platform, item.platform_id)
@@ -65,7 +68,8 @@ def deliver(outbox_id: str) -> str:
     if wait > 0:
         return _conclude(postponed(item, wait, "circuit open"))
     limit = platform.max_concurrency
-    with platform_slot(redis, platform.id, item.id, limit, lease_seconds()) as slot:
+    lease = max(lease_seconds(), SINGLE_CALL_LEASE_SECONDS)
+    with platform_slot(redis, platform.id, item.id, limit, lease) as slot:
         if not slot:
             return _conclude(postponed(item, 0.5, "no free slot"))
         calls, verdicts = turn.prepare([item])
@@ -81,6 +85,7 @@ def sweep() -> dict[str, int]:
     outside a delivery, e.g. by an operator), and dispatch platforms whose due rows wait unseen."""
     expired = expire_leases()
     follow_dependencies()
+    skip_with_skipped_transfers()
     db.session.commit()
     due, overdue = platforms_with_due_rows(utcnow() - timedelta(seconds=OVERDUE_SECONDS))
     redis = get_redis()

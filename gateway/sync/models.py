@@ -49,7 +49,8 @@ class OutboxItem(Base):
     transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # A row runs only after this one succeeded (a member's registration before their transfers).
-    depends_on_id: Mapped[str | None] = mapped_column(ForeignKey("outbox.id"))
+    # Indexed: every delivered row looks up the rows that wait on it, or ended with it.
+    depends_on_id: Mapped[str | None] = mapped_column(ForeignKey("outbox.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -83,7 +84,8 @@ class SyncAttempt(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
 
 
-RUN_STATES = ("running", "succeeded", "failed")
+# partial: the run ended, but some balances could not be read or some transfers applied.
+RUN_STATES = ("running", "succeeded", "partial", "failed")
 EXPLANATIONS = ("outbound_pending", "inbound_not_imported", "not_mirrored", "unexplained")
 
 
@@ -104,6 +106,9 @@ class ReconciliationRun(Base):
     imported: Mapped[int] = mapped_column(Integer, default=0)
     resent: Mapped[int] = mapped_column(Integer, default=0)
     differences: Mapped[int] = mapped_column(Integer, default=0)
+    # What this run could not do; the next run tries again (a partial run).
+    wallets_unreadable: Mapped[int] = mapped_column(Integer, default=0)
+    transfers_unapplied: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -65,21 +65,33 @@ def _transfers(
 def import_missing(
     run: ReconciliationRun, platform: Platform, connector: Connector, progress: Progress
 ) -> None:
-    """Import remote transfers missing locally; note ours that the platform already has."""
-    from gateway.callbacks.processing import apply_remote_transfer
+    """Import remote transfers missing locally; note ours that the platform already has.
+
+    The stored cursor moves past what was applied, never past a transfer that could not be
+    (a wallet no active link owns yet, a reversal before its transfer, a credit limit): the
+    next run reads it again, and applies it once its member's link is active.
+    """
+    from gateway.callbacks.processing import PARK_REASONS, apply_remote_transfer
 
     state = db.session.get(SyncCursor, platform.id) or SyncCursor(platform_id=platform.id)
     db.session.add(state)
     last_cursor = state.transfers_cursor
+    holding = False
     ours_seen: dict[str, str] = {}
     for transfer, page_cursor in _transfers(connector, state.transfers_cursor):
         run.transfers_seen += 1
         reference = transfer.external_reference or ""
         if reference.startswith(OUR_REFERENCE):
             ours_seen[reference.removeprefix(OUR_REFERENCE)] = transfer.id
-        elif apply_remote_transfer(platform, transfer, source="reconcile") == "imported":
-            run.imported += 1
-        last_cursor = page_cursor
+        else:
+            outcome = apply_remote_transfer(platform, transfer, source="reconcile")
+            if outcome == "imported":
+                run.imported += 1
+            elif outcome in PARK_REASONS:
+                run.transfers_unapplied += 1
+                holding = True  # the cursor stays at the page of the first one
+        if not holding:
+            last_cursor = page_cursor
         if run.transfers_seen % PAGE_SIZE == 0:
             progress("transfers", run.transfers_seen)
             db.session.commit()
@@ -175,6 +187,7 @@ def stage_remote_balances(
     with ThreadPoolExecutor(max_workers=max(1, platform.max_concurrency)) as pool:
         for wallet_id, minutes in pool.map(read, wallets):
             if minutes is None:
+                run.wallets_unreadable += 1
                 continue
             batch.append({"run_id": run.id, "remote_wallet_id": wallet_id, "minutes": minutes})
             run.wallets_checked += 1
@@ -221,7 +234,9 @@ def reconcile_platform(
         stage_remote_balances(run, platform, connector, progress)
         run.differences = balances.record_differences(run.id, platform.id)
         _keep_only_this_reading(run)
-        run.state = "succeeded"
+        # Ended, but not whole: what it could not read or apply waits for the next run.
+        whole = not (run.wallets_unreadable or run.transfers_unapplied)
+        run.state = "succeeded" if whole else "partial"
     except ConnectorError as exc:
         db.session.rollback()
         run.state = "failed"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from gateway.admin.actions import retry_item, skip_item
 from gateway.db import db
 from gateway.ledger import services as ledger
+from gateway.sync.jobs import sweep
 from gateway.sync.models import OutboxItem, ReconciliationDifference
 from gateway.sync.reconcile import reconcile_platform
 from tests.sync.sandbox_partner import (
@@ -166,3 +167,17 @@ def test_a_reversal_missing_where_its_transfer_arrived_is_unexplained(setup):
         )
     ).all()
     assert explanations == ["unexplained", "unexplained"]
+
+
+def test_a_reversal_dead_with_its_push_is_skipped_when_the_push_is(setup):
+    platform, partner, alice, bob = setup
+    txn = _pay(alice[0], bob[0], 15)
+    push = _kill_push(platform, partner, txn)
+    reversal = _reverse(txn)
+    drain_all(platform.id)
+    assert _row("reverse_transfer", reversal).last_error_code == "dependency_failed"
+    skip_item("operator@example.org", push.id, "paid in cash")
+    sweep()  # an operator's skip happens outside a delivery: the sweeper follows it
+    row = _row("reverse_transfer", reversal)
+    assert (row.state, row.last_error_code) == ("skipped", "dependency_skipped")
+    assert _nets(partner, alice, bob) == [(0, 0), (0, 0)]
