@@ -9,7 +9,7 @@ stranded (its pusher saw the marker and left it to the job). While a backlog las
 helpers on further markers, so several workers share it, as the per-event jobs did.
 
 Redis only carries work: an id lost with Redis (down at arrival, flushed, a killed job) belongs to
-a row still ``received``, and ``sweep_inbox`` hands it over again.
+a row still ``received``, and ``sweep_inbox`` hands it over again once it is due.
 """
 
 from __future__ import annotations
@@ -84,13 +84,14 @@ def _call_helper(slot: int, waiting: int) -> None:
 
 
 def _apply(inbox_id: str) -> bool:
-    """Apply one event in a session of its own; False when it failed (it stays for the sweeper)."""
+    """Apply one event in a session of its own; False when the attempt failed (counted and
+    recorded on the row: the sweeper tries again after its backoff, until it is ``failed``)."""
     from gateway.callbacks.processing import process_event
 
     try:
         process_event(inbox_id)
     except Exception:
-        log.exception("callback event %s failed; the sweeper will retry it", inbox_id)
+        log.exception("an attempt at callback event %s failed; its row says why", inbox_id)
         return False
     finally:
         db.remove()
@@ -139,5 +140,5 @@ def drain_inbox(slot: int = 0) -> int:
         raise
     if failed:
         # Raised after the others were applied, so RQ records the failure.
-        raise RuntimeError(f"{failed} callback event(s) failed; they stay received for the sweeper")
+        raise RuntimeError(f"{failed} callback attempt(s) failed; their rows say why")
     return applied

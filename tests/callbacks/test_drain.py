@@ -87,7 +87,7 @@ def test_a_failing_event_does_not_hold_up_the_others(app, client, linked, monkey
         return real(inbox_id)
 
     monkeypatch.setattr(processing, "process_event", failing_for_one)
-    with app.app_context(), pytest.raises(RuntimeError, match="1 callback event"):
+    with app.app_context(), pytest.raises(RuntimeError, match="1 callback attempt"):
         drain_inbox()
     with app.app_context():
         states = dict(db.session.execute(select(InboxEvent.id, InboxEvent.state)).all())
