@@ -1,7 +1,7 @@
 """partial reconciliation runs; outbox rows found by what they depend on
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30 19:30:00.000000
 
 A run that could not read some balances, or could not apply some transfers, ends ``partial``
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
