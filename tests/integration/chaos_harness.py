@@ -108,13 +108,45 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def is_running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie is not)."""
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return None
+    return stat.rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def work_horses(worker_pid: int) -> list[int]:
+    """The live work horses under an RQ worker: RQ puts each in a process group of its own."""
+    horses = []
+    for pid in process_tree(worker_pid)[1:]:
+        fields = _stat_fields(pid)
+        if fields is not None and fields[0] != "Z" and int(fields[2]) == pid:
+            horses.append(pid)
+    return horses
+
+
+def kill_worker_tree(worker_pid: int, timeout: float = 15.0) -> tuple[list[int], list[int]]:
+    """Kill an RQ worker with all it forked, once a work horse is running a job.
+
+    The worker is stopped while its tree is looked at, so that the horse found is still at work
+    when it is killed. Returns the pids killed and which of them were work horses.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        _signal(worker_pid, signal.SIGSTOP)
+        horses = work_horses(worker_pid)
+        if horses or time.monotonic() > deadline:
+            break
+        _signal(worker_pid, signal.SIGCONT)
+        time.sleep(0.01)
+    return kill_tree(worker_pid), horses
 
 
 def kill_tree(pid: int) -> list[int]:

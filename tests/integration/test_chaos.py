@@ -48,7 +48,7 @@ from tests.integration.chaos_harness import (
     Timings,
     chosen_timings,
     kill_tree,
-    process_tree,
+    kill_worker_tree,
     wait_gone,
 )
 
@@ -95,6 +95,7 @@ class Drill:
     reversals_of_dead_pushes: int = 0
     natives_before_link: int = 0  # partner transfers touching a member not linked here yet
     killed: list[int] = field(default_factory=list)
+    horses: list[int] = field(default_factory=list)  # of those, work horses (mid-job)
     course: list[str] = field(default_factory=list)
     web_down_seconds: float = 0.0
 
@@ -158,17 +159,6 @@ def _partner_rows(sandbox: SandboxServer, query: str, *params: Any) -> list[Any]
     """Read the partner's own state (its truth, beside its API and faults)."""
     with sandbox.app.extensions["sandbox"].store.reading() as connection:
         return connection.execute(query, params).fetchall()
-
-
-def _kill_worker_tree(worker: Any, timeout: float = 10.0) -> list[int]:
-    """Kill a worker with its work horse, waiting (a while) for it to be running a job."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(process_tree(worker.pid)) < 2:
-        time.sleep(0.02)
-    killed = kill_tree(worker.pid)
-    worker.wait(timeout=10)
-    wait_gone(killed)
-    return killed
 
 
 def _outbox_report() -> str:
@@ -344,7 +334,8 @@ def _figures(
         f"  partner transfers {len(drill.natives)}, partner reversals "
         f"{len(drill.native_reversals) + (drill.remote_reversal_of_push is not None)}",
         f"  faults injected: {dict(sorted(injected.items()))} "
-        f"(total {sum(injected.values())}); worker tree killed {drill.killed}; Redis flushed; "
+        f"(total {sum(injected.values())}); worker tree killed {drill.killed} (work horse "
+        f"{drill.horses}); Redis flushed; "
         f"web down {drill.web_down_seconds:.1f} s (the partner gives a webhook up after "
         f"{schedule['gives_up_after_seconds']:.2f} s)",
         f"  webhook deliveries {dict(deliveries)}",
@@ -418,8 +409,10 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
                     planned = drill.postings[LATER_REVERSALS[i]]
                     _reverse_here(drill, (dead or [planned])[0], f"undo after {i}")
                 if i == KILL_WORKER_AT:
-                    drill.killed = _kill_worker_tree(workers[0])
-                    _progress(started, f"worker tree killed: {drill.killed}")
+                    drill.killed, drill.horses = kill_worker_tree(workers[0].pid)
+                    workers[0].wait(timeout=10)
+                    wait_gone(drill.killed)
+                    _progress(started, f"worker tree killed: {drill.killed}, horse {drill.horses}")
                     workers[0] = processes.worker("chaos-replacement")
                 if i == FLUSH_REDIS_AT:
                     redis_conn.flushdb()
@@ -519,6 +512,7 @@ def test_both_sides_agree_after_harsh_faults_without_an_operator(
             assert problems == [], (
                 "\n".join(problems[:40]) + f"\n{figures}\noutbox:\n{_outbox_report()}"
             )
+            assert drill.horses, "the killed worker was running no job"
             gave_up = _partner_rows(
                 sandbox, "SELECT count(*) FROM deliveries WHERE state = ?", "failed"
             )
