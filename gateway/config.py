@@ -220,6 +220,10 @@ def load_settings(
         "SYNC_BACKOFF_BASE_SECONDS": env_number(environ, "SYNC_BACKOFF_BASE_SECONDS", 2.0, 0.01),
         "SYNC_BACKOFF_CAP_SECONDS": env_number(environ, "SYNC_BACKOFF_CAP_SECONDS", 600.0, 0.01),
         "RECONCILE_INTERVAL_SECONDS": _int(environ, "RECONCILE_INTERVAL_SECONDS", 900, minimum=10),
+        "SYNC_SWEEP_INTERVAL_SECONDS": _int(environ, "SYNC_SWEEP_INTERVAL_SECONDS", 10, minimum=1),
+        "CALLBACK_SWEEP_INTERVAL_SECONDS": _int(
+            environ, "CALLBACK_SWEEP_INTERVAL_SECONDS", 60, minimum=1
+        ),
         "SYNC_CIRCUIT_THRESHOLD": _int(environ, "SYNC_CIRCUIT_THRESHOLD", 5, minimum=1),
         "SYNC_CIRCUIT_COOLDOWN_SECONDS": _int(
             environ, "SYNC_CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1

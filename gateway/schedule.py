@@ -45,9 +45,9 @@ def periodic_jobs(config: dict[str, Any]) -> list[Periodic]:
     return [
         Periodic(record_heartbeat, interval=60),
         # Often: with the rows' short lease, a dead worker's rows are back within 30 s.
-        Periodic(sweep_outbox, interval=10),
+        Periodic(sweep_outbox, interval=config.get("SYNC_SWEEP_INTERVAL_SECONDS", 10)),
         Periodic(purge_expired_keys, interval=3600),
-        Periodic(sweep_inbox, interval=60),
+        Periodic(sweep_inbox, interval=config.get("CALLBACK_SWEEP_INTERVAL_SECONDS", 60)),
         Periodic(reconcile_all, interval=config.get("RECONCILE_INTERVAL_SECONDS", 900)),
         Periodic(prune_runs, interval=24 * 3600),
         Periodic(prune_sign_on, interval=3600),

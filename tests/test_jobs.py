@@ -32,6 +32,14 @@ def test_scheduler_registers_the_periodic_jobs(app):
     assert app.extensions["queue"].count == len(enqueued)
 
 
+def test_sweep_intervals_come_from_the_settings(app):
+    from gateway.schedule import periodic_jobs
+
+    config = {**app.config, "SYNC_SWEEP_INTERVAL_SECONDS": 2, "CALLBACK_SWEEP_INTERVAL_SECONDS": 3}
+    intervals = {job.func.__name__: job.interval for job in periodic_jobs(config)}
+    assert (intervals["sweep"], intervals["sweep_inbox"]) == (2, 3)
+
+
 def _backend_pid() -> int:
     """PostgreSQL's id of the server process behind the session's connection (0 on SQLite)."""
     if db.session.get_bind().dialect.name != "postgresql":

@@ -1,4 +1,4 @@
-"""The sandbox's own controls (``/_sandbox``): faults, reset, seed, token revocation.
+"""The sandbox's own controls (``/_sandbox``): faults, webhook schedule, reset, seed, tokens.
 
 Unauthenticated on purpose, like the rest of this development stand-in: keep it on loopback.
 """
@@ -10,8 +10,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway.sandbox import timebank
-from gateway.sandbox.faults import Faults, load_faults, save_faults
+from gateway.sandbox.faults import Faults, injected_faults, load_faults, save_faults
 from gateway.sandbox.problems import SandboxProblem
+from gateway.sandbox.webhooks import retry_schedule
 
 __all__ = ["bp", "reset", "seed"]
 
@@ -66,6 +67,31 @@ def set_faults() -> Response:
             raise SandboxProblem(422, "validation_error", str(exc)) from None
         save_faults(connection, faults)
     return jsonify(faults.as_dict())
+
+
+@bp.get("/faults/injected")
+def get_injected_faults() -> Response:
+    """How many faults of each kind were injected since the sandbox was set up or reset."""
+    with _sandbox().store.reading() as connection:
+        return jsonify(injected_faults(connection))
+
+
+@bp.get("/webhooks")
+def webhook_schedule() -> Response:
+    """How the partner retries a webhook, and after how long it gives the event up."""
+    config = current_app.config
+    waits = retry_schedule(
+        int(config["SANDBOX_WEBHOOK_MAX_ATTEMPTS"]),
+        float(config["SANDBOX_WEBHOOK_RETRY_BASE_SECONDS"]),
+        float(config["SANDBOX_WEBHOOK_MAX_BACKOFF_SECONDS"]),
+    )
+    return jsonify(
+        {
+            "max_attempts": int(config["SANDBOX_WEBHOOK_MAX_ATTEMPTS"]),
+            "retry_waits_seconds": waits,
+            "gives_up_after_seconds": sum(waits),
+        }
+    )
 
 
 @bp.post("/tokens/revoke")

@@ -54,6 +54,9 @@ def load_sandbox_settings(
         "SANDBOX_WEBHOOK_RETRY_BASE_SECONDS": env_number(
             environ, "SANDBOX_WEBHOOK_RETRY_BASE_SECONDS", 1.0, 0.0
         ),
+        "SANDBOX_WEBHOOK_MAX_BACKOFF_SECONDS": env_number(
+            environ, "SANDBOX_WEBHOOK_MAX_BACKOFF_SECONDS", 300.0, 0.0
+        ),
         "SANDBOX_WEBHOOK_POLL_SECONDS": env_number(
             environ, "SANDBOX_WEBHOOK_POLL_SECONDS", 0.2, 0.01
         ),

@@ -133,6 +133,10 @@ CREATE TABLE IF NOT EXISTS faults (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS injected_faults (
+    kind TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
 """
 
 DATA_TABLES = (
@@ -147,6 +151,7 @@ DATA_TABLES = (
     "events",
     "deliveries",
     "faults",
+    "injected_faults",
 )
 
 

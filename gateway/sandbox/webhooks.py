@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import secrets
 import sqlite3
 import threading
@@ -22,16 +23,16 @@ from typing import Any
 
 import requests
 
-from gateway.sandbox.faults import Faults, load_faults
+from gateway.sandbox.faults import Faults, count_fault, load_faults
 from gateway.sandbox.store import Store
 
-__all__ = ["Dispatcher", "enqueue_event", "new_secret", "sign"]
+__all__ = ["Dispatcher", "enqueue_event", "new_secret", "retry_schedule", "sign"]
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0
-MAX_BACKOFF_SECONDS = 300.0
 BATCH = 20
+_dice = random.Random()  # noqa: S311 - fault dice, not cryptography
 
 
 def new_secret() -> str:
@@ -54,6 +55,14 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def retry_schedule(max_attempts: int, base: float, cap: float) -> list[float]:
+    """The waits between a failing delivery's attempts: doubling from ``base``, at most ``cap``.
+
+    Their sum is how long the partner keeps trying before it gives an event up.
+    """
+    return [min(cap, base * 2**attempt) for attempt in range(max_attempts - 1)]
 
 
 def enqueue_event(
@@ -84,13 +93,25 @@ def enqueue_event(
             "INSERT INTO events (id, client_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
             (event_id, client_id, kind, payload, now),
         )
-        copies = 2 if faults.duplicate_webhooks else 1
+        copies = 1
+        if faults.duplicate_webhooks or _roll(faults.duplicate_webhook_rate):
+            copies = 2
+            count_fault(connection, "duplicated_webhook")
         for _ in range(copies):
+            # A held-back delivery is overtaken by the events recorded after it.
+            due = now
+            if _roll(faults.reorder_webhook_rate):
+                due += _dice.uniform(0.5, 1.0) * faults.reorder_window_ms / 1000
+                count_fault(connection, "reordered_webhook")
             connection.execute(
                 "INSERT INTO deliveries (event_id, client_id, state, next_attempt_at, created_at) "
                 "VALUES (?, ?, 'pending', ?, ?)",
-                (event_id, client_id, now, now),
+                (event_id, client_id, due, now),
             )
+
+
+def _roll(rate: float) -> bool:
+    return bool(rate) and _dice.random() < rate
 
 
 class Dispatcher:
@@ -101,6 +122,7 @@ class Dispatcher:
         self.default_faults: Faults = settings["SANDBOX_FAULTS"]
         self.max_attempts = int(settings["SANDBOX_WEBHOOK_MAX_ATTEMPTS"])
         self.retry_base = float(settings["SANDBOX_WEBHOOK_RETRY_BASE_SECONDS"])
+        self.retry_cap = float(settings["SANDBOX_WEBHOOK_MAX_BACKOFF_SECONDS"])
         self.poll = float(settings["SANDBOX_WEBHOOK_POLL_SECONDS"])
         self.timeout = float(settings["SANDBOX_WEBHOOK_TIMEOUT_SECONDS"])
         self._stop = threading.Event()
@@ -221,7 +243,7 @@ class Dispatcher:
         elif attempts >= self.max_attempts:
             state, next_at = "failed", 0.0
         else:
-            backoff = min(MAX_BACKOFF_SECONDS, self.retry_base * 2 ** (attempts - 1))
+            backoff = min(self.retry_cap, self.retry_base * 2 ** (attempts - 1))
             state, next_at = "pending", time.time() + backoff
         with self.store.transaction() as connection:
             connection.execute(

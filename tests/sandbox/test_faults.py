@@ -98,3 +98,38 @@ def test_a_bad_environment_value_is_one_sentence(tmp_path):
 
     with pytest.raises(ConfigError, match="error_rate must be between 0 and 1"):
         create_sandbox_app({"SANDBOX_DATA_DIR": str(tmp_path), "SANDBOX_ERROR_RATE": "5"})
+
+
+def test_a_lost_response_applies_the_write_and_hangs_up(sandbox, tr):
+    tr.get_balance(sandbox.clearing_wallet())
+    sandbox.faults(lost_response_rate=1.0)
+    with pytest.raises(RetryableError) as caught:
+        tr.register_member(ADA, "reg-1")
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)
+    sandbox.faults(lost_response_rate=0.0)
+    # The partner did register Ada: the same key replays its answer.
+    assert tr.register_member(ADA, "reg-1").status == "active"
+    assert sandbox.control("GET", "faults/injected") == {"lost_response": 1}
+
+
+def test_a_throttle_rate_answers_429_with_retry_after(sandbox, tr):
+    tr.get_balance(sandbox.clearing_wallet())
+    sandbox.faults(throttle_rate=1.0, retry_after_seconds=2)
+    for _ in range(2):
+        with pytest.raises(RetryableError) as caught:
+            tr.get_balance(sandbox.clearing_wallet())
+        assert (caught.value.status, caught.value.retry_after) == (429, 2.0)
+    assert sandbox.control("GET", "faults/injected") == {"throttled_429": 2}
+
+
+def test_injected_faults_are_counted_by_kind(sandbox, tr):
+    tr.get_balance(sandbox.clearing_wallet())
+    sandbox.faults(error_rate=1.0)
+    for _ in range(3):
+        with pytest.raises(RetryableError):
+            tr.get_balance(sandbox.clearing_wallet())
+    sandbox.faults(clear=True)
+    tr.get_balance(sandbox.clearing_wallet())
+    counted = sandbox.control("GET", "faults/injected")
+    assert set(counted) <= {"error_500", "error_503"}
+    assert sum(counted.values()) == 3

@@ -150,3 +150,44 @@ def test_only_loopback_endpoints_are_accepted(sandbox, tr, url):
     with pytest.raises(PermanentError) as caught:
         tr.register_webhook_endpoint(url)
     assert caught.value.code == "validation_error"
+
+
+def test_a_duplicate_share_of_one_sends_every_event_twice(sandbox, tr, receiver):
+    _, ada = _setup(sandbox, tr, receiver)
+    sandbox.faults(duplicate_webhook_rate=1.0)
+    _pay(sandbox, tr, ada, "gw-txn-1")
+    deliveries = receiver.wait(2)
+    assert deliveries[0][0]["Webhook-Id"] == deliveries[1][0]["Webhook-Id"]
+    assert sandbox.control("GET", "faults/injected") == {"duplicated_webhook": 1}
+
+
+def test_a_held_back_event_is_overtaken_by_the_next(sandbox, tr, receiver):
+    _, ada = _setup(sandbox, tr, receiver)
+    sandbox.faults(reorder_webhook_rate=1.0, reorder_window_ms=600)
+    first = _pay(sandbox, tr, ada, "gw-txn-1")
+    sandbox.faults(reorder_webhook_rate=0.0)
+    second = _pay(sandbox, tr, ada, "gw-txn-2")
+    deliveries = receiver.wait(2)
+    received = [json.loads(body)["data"]["id"] for _, body in deliveries]
+    assert received == [second.id, first.id]
+    assert sandbox.control("GET", "faults/injected") == {"reordered_webhook": 1}
+
+
+def test_the_retry_schedule_says_when_the_partner_gives_up(tmp_path):
+    from tests.sandbox.conftest import start_sandbox
+
+    running = start_sandbox(
+        tmp_path / "s",
+        SANDBOX_WEBHOOK_MAX_ATTEMPTS="4",
+        SANDBOX_WEBHOOK_RETRY_BASE_SECONDS="0.5",
+        SANDBOX_WEBHOOK_MAX_BACKOFF_SECONDS="1.5",
+    )
+    try:
+        schedule = running.control("GET", "webhooks")
+    finally:
+        running.server.stop()
+    assert schedule == {
+        "max_attempts": 4,
+        "retry_waits_seconds": [0.5, 1.0, 1.5],
+        "gives_up_after_seconds": 3.0,
+    }
