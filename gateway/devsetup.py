@@ -19,8 +19,7 @@ from gateway.auth.kinds import FIRST_PARTY
 from gateway.auth.models import OAuthClient, hash_client_secret
 from gateway.db import db
 from gateway.federation.models import Platform
-from gateway.federation.platforms import active_secrets, add_platform, add_webhook_secret
-from gateway.sync.remote import connector_for
+from gateway.federation.platforms import active_secrets, add_platform, register_webhook
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +45,11 @@ def ensure_sandbox_platform(app: Flask, sandbox_url: str) -> Platform:
         elif platform.base_url != sandbox_url:
             platform.base_url = sandbox_url
             db.session.commit()
-        callback_url = f"{app.config['GATEWAY_BASE_URL']}/callbacks/{SANDBOX_PLATFORM}"
-        known = {s.secret for s in active_secrets(platform)}
+        known = [s.secret for s in active_secrets(platform)]
         # Re-registering with the secret we hold keeps one secret across restarts.
-        endpoint = connector_for(platform).register_webhook_endpoint(
-            callback_url, secret=next(iter(known), None)
-        )
-        if endpoint.secret not in known:
-            add_webhook_secret(platform, endpoint.secret)
-            db.session.commit()
-        log.info("sandbox platform ready; callbacks go to %s", callback_url)
+        registration = register_webhook(platform, secret=next(iter(known), None))
+        db.session.commit()
+        log.info("sandbox platform ready; callbacks go to %s", registration.url)
         return platform
 
 

@@ -23,7 +23,7 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 __all__ = ["ContractCheck", "load_contract", "read_document"]
 
 # openapi-core decodes only the JSON types it knows; RFC 9457 problems are JSON too.
-MEDIA_TYPES = {"application/problem+json": json.loads}
+MEDIA_TYPES: dict[str, Any] = {"application/problem+json": json.loads}
 
 
 def read_document(path: Path) -> dict[str, Any]:

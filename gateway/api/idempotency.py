@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.api.errors import problem_for
 from gateway.api.models import IdempotencyKey
 from gateway.auth.resource import current_token
-from gateway.db import db, utcnow
+from gateway.db import db, table_of, utcnow
 from gateway.jobs import task
 from gateway.members.models import new_id
 from gateway.problems import Problem, problem_response
@@ -46,7 +46,7 @@ MAX_KEY_LENGTH = 255
 # Headers that belong to the response itself and are replayed with it.
 STORED_HEADERS = ("Content-Type", "Location", "Link", "Retry-After", "Allow")
 
-_KEYS = IdempotencyKey.__table__
+_KEYS = table_of(IdempotencyKey)
 _FIND = select(_KEYS).where(
     _KEYS.c.client_id == bindparam("client_id"), _KEYS.c.key == bindparam("key")
 )

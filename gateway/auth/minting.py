@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app, has_app_context
 from joserfc import jwt
@@ -92,7 +92,7 @@ class MintedTokenSource:
         # A job's own thread already runs in this app's context: mint there. A pool thread has
         # none and gets its own; pushing one inside a caller's would end the caller's database
         # session when it is torn down.
-        if has_app_context() and current_app._get_current_object() is self._app:
+        if has_app_context() and cast(Any, current_app)._get_current_object() is self._app:
             return mint(self._audience, self._scope)
         with self._app.app_context():
             return mint(self._audience, self._scope)
@@ -113,4 +113,6 @@ def token_source_for(
             f"{TOKEN_SOURCE_OPTION}={kind!r} is unknown: the gateway builds only {MINTED!r}",
             "misconfigured",
         )
-    return MintedTokenSource(current_app._get_current_object(), audience, " ".join(scopes))
+    return MintedTokenSource(
+        cast(Any, current_app)._get_current_object(), audience, " ".join(scopes)
+    )

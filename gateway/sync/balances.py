@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import aliased
 
-from gateway.db import db
+from gateway.db import db, table_of
 from gateway.federation.models import PlatformLink
 from gateway.ledger.models import Account, Entry, Transaction
 from gateway.sync.models import OutboxItem, ReconciliationDifference, RemoteBalance
@@ -158,7 +158,7 @@ def _insert(rows: list[dict]) -> int:
 
     for row in rows:
         row["id"] = new_id()
-    db.session.execute(ReconciliationDifference.__table__.insert(), rows)
+    db.session.execute(table_of(ReconciliationDifference).insert(), rows)
     inserted = len(rows)
     rows.clear()
     return inserted

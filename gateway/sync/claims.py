@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from gateway.db import db, utcnow
+from gateway.db import db, rows_affected, utcnow
 from gateway.sync.models import OutboxItem
 
 OPEN_STATES = ("pending", "running")
@@ -167,32 +167,36 @@ def follow_dependencies(outbox_ids: Iterable[str] | None = None) -> set[str]:
 def skip_with_skipped_transfers() -> int:
     """Skip the reversals that died with a push an operator then skipped: the platform has
     neither (the sweeper's job: skipping happens outside a delivery)."""
-    return db.session.execute(
-        update(OutboxItem)
-        .where(
-            OutboxItem.kind == "reverse_transfer",
-            OutboxItem.state == "dead",
-            OutboxItem.last_error_code == DEPENDENCY_FAILED,
-            _dependency_is("skipped", None),
+    return rows_affected(
+        db.session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.kind == "reverse_transfer",
+                OutboxItem.state == "dead",
+                OutboxItem.last_error_code == DEPENDENCY_FAILED,
+                _dependency_is("skipped", None),
+            )
+            .values(
+                state="skipped",
+                last_error_code=DEPENDENCY_SKIPPED,
+                skipped_reason=SKIPPED_WITH_ITS_TRANSFER,
+                completed_at=utcnow(),
+            ),
+            execution_options={"synchronize_session": False},
         )
-        .values(
-            state="skipped",
-            last_error_code=DEPENDENCY_SKIPPED,
-            skipped_reason=SKIPPED_WITH_ITS_TRANSFER,
-            completed_at=utcnow(),
-        ),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    )
 
 
 def expire_leases() -> int:
     """Put running rows whose lease ran out (their worker died) back to pending, due now."""
     now = utcnow()
-    return db.session.execute(
-        update(OutboxItem)
-        .where(OutboxItem.state == "running", OutboxItem.next_attempt_at < now)
-        .values(state="pending", next_attempt_at=now)
-    ).rowcount
+    return rows_affected(
+        db.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.state == "running", OutboxItem.next_attempt_at < now)
+            .values(state="pending", next_attempt_at=now)
+        )
+    )
 
 
 def platforms_with_due_rows(overdue_before: datetime) -> tuple[set[str], set[str]]:

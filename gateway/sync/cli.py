@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import Flask
 from sqlalchemy import func, select
@@ -28,9 +30,7 @@ def reconcile_command(app: Flask, platform_name: str | None) -> None:
     for platform in platforms:
         with click.progressbar(length=0, label=f"{platform.name}", show_pos=True) as bar:
 
-            def progress(
-                stage: str, count: int, bar: click.progressbar = bar, name: str = platform.name
-            ) -> None:
+            def progress(stage: str, count: int, bar: Any = bar, name: str = platform.name) -> None:
                 bar.label = f"{name}: {stage}"
                 bar.pos = count
                 bar.render_progress()

@@ -16,14 +16,14 @@ from flask import has_app_context
 from sqlalchemy import event, insert
 from sqlalchemy.orm import Session
 
-from gateway.db import add_as_loaded, db, utcnow
+from gateway.db import add_as_loaded, db, table_of, utcnow
 from gateway.members.models import new_id
 from gateway.sync.models import OUTBOX_KINDS, OutboxItem
 
 log = logging.getLogger(__name__)
 
 _PENDING_KEY = "gateway.outbox.new"
-_INSERT = insert(OutboxItem.__table__)
+_INSERT = insert(table_of(OutboxItem))
 
 
 def record_effect(

@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import cast
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
 from connectors.interface import Connector, RemoteTransfer
-from gateway.db import db, utcnow
+from gateway.db import db, rows_affected, table_of, utcnow
 from gateway.federation.models import Platform, PlatformLink
 from gateway.jobs import task
 from gateway.sync import balances
@@ -115,7 +116,9 @@ def _heal_pushed(platform: Platform, ours_seen: dict[str, str]) -> None:
     ).all()
     for item in stuck:
         item.state = "succeeded"
-        item.result = {"remote_transfer_id": ours_seen[item.transaction_id], "healed": True}
+        # Asked for by transaction id: each row carries one of ours_seen's keys.
+        remote_id = ours_seen[cast(str, item.transaction_id)]
+        item.result = {"remote_transfer_id": remote_id, "healed": True}
         item.completed_at = utcnow()
     db.session.flush()
     if follow_dependencies(item.id for item in stuck):  # a reversal that died with it goes now
@@ -136,12 +139,14 @@ def resend_failed(run: ReconciliationRun, platform: Platform) -> None:
         state="pending", attempts=0, next_attempt_at=utcnow(), completed_at=None
     )
     mine = (OutboxItem.platform_id == platform.id) & (OutboxItem.state == "dead")
-    revived = db.session.scalars(
-        revive.where(mine, OutboxItem.last_error_code == "retries_exhausted").returning(
-            OutboxItem.id
-        ),
-        execution_options={"synchronize_session": False},
-    ).all()
+    revived = list(
+        db.session.scalars(
+            revive.where(mine, OutboxItem.last_error_code == "retries_exhausted").returning(
+                OutboxItem.id
+            ),
+            execution_options={"synchronize_session": False},
+        )
+    )
     dependency = aliased(OutboxItem)
     alive = exists().where(
         dependency.id == OutboxItem.depends_on_id, dependency.state.not_in(("dead", "skipped"))
@@ -155,7 +160,7 @@ def resend_failed(run: ReconciliationRun, platform: Platform) -> None:
         ).all()
         if not more:
             break
-        revived += more
+        revived.extend(more)
     run.resent = len(revived)
     db.session.commit()
     if revived:
@@ -192,11 +197,11 @@ def stage_remote_balances(
             batch.append({"run_id": run.id, "remote_wallet_id": wallet_id, "minutes": minutes})
             run.wallets_checked += 1
             if len(batch) >= 1000:
-                db.session.execute(RemoteBalance.__table__.insert(), batch)
+                db.session.execute(table_of(RemoteBalance).insert(), batch)
                 batch.clear()
                 progress("wallets", run.wallets_checked)
     if batch:
-        db.session.execute(RemoteBalance.__table__.insert(), batch)
+        db.session.execute(table_of(RemoteBalance).insert(), batch)
     db.session.commit()
     progress("wallets", run.wallets_checked)
 
@@ -207,7 +212,7 @@ def _keep_only_this_reading(run: ReconciliationRun) -> None:
     Members' hours pages show each wallet's newest reading; a wallet this run could not read
     keeps its last one (until ``prune_runs`` removes that run).
     """
-    table = RemoteBalance.__table__
+    table = table_of(RemoteBalance)
     earlier = select(ReconciliationRun.id).where(
         ReconciliationRun.platform_id == run.platform_id, ReconciliationRun.id != run.id
     )
@@ -257,8 +262,10 @@ def reconcile_all(trigger: str = "schedule") -> dict[str, str]:
 def prune_runs(keep_days: int = 30) -> int:
     """Delete reports older than ``keep_days`` (their differences go with them)."""
     cutoff = utcnow() - timedelta(days=keep_days)
-    deleted = db.session.execute(
-        ReconciliationRun.__table__.delete().where(ReconciliationRun.started_at < cutoff)
-    ).rowcount
+    deleted = rows_affected(
+        db.session.execute(
+            table_of(ReconciliationRun).delete().where(ReconciliationRun.started_at < cutoff)
+        )
+    )
     db.session.commit()
     return deleted
