@@ -291,14 +291,20 @@ class KomunitinConnector(Connector):
         resource = as_mapping(as_mapping(document, "event", code).get("data"), "event data", code)
         attributes = as_mapping(resource.get("attributes"), "event attributes", code)
         name = require_str(attributes, "name", code)
+        occurred = require_datetime(attributes, "time", code)
         if name not in EVENT_STATES:
-            raise Malformed(f"event {name!r} is not a transfer event", code)
+            # Komunitin publishes more events than transfers (accounts, currencies): the
+            # sender expects them acknowledged, and the core stores them as ignored.
+            return CallbackEvent(
+                event_id=f"{name}:{resource.get('id') or occurred.isoformat()}",
+                type=f"komunitin.{name}",
+                occurred_at=occurred,
+            )
         if require_str(attributes, "code", code) != self.client.currency_code:
             raise Malformed("event is about another currency", code)
         payload = as_mapping(attributes.get("data"), "event payload", code)
         transfer_id = require_str(payload, "transfer", code)
         state, kind = EVENT_STATES[name]
-        occurred = require_datetime(attributes, "time", code)
         transfer = None
         if state == "committed":
             fetched = as_mapping(self.client.get_transfer(transfer_id), "transfer").get("data")

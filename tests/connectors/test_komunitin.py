@@ -564,12 +564,19 @@ def test_other_events_carry_their_dedupe_key(komunitin, name, event_id, kind):
     assert len(komunitin.mock.calls) == 0
 
 
+def test_an_event_that_is_not_about_a_transfer_is_decoded_for_the_core_to_ignore(komunitin):
+    parsed = komunitin.connector.parse_callback({}, komunitin_event("AccountCreated"))
+    assert parsed.type == "komunitin.AccountCreated"
+    assert parsed.event_id == f"AccountCreated:{parsed.occurred_at.isoformat()}"
+    assert (parsed.transfer, parsed.member) == (None, None)
+    assert len(komunitin.mock.calls) == 0
+
+
 @pytest.mark.parametrize(
     "body",
     [
         b"{",
         b'{"data": []}',
-        komunitin_event("AccountCreated"),
         komunitin_event("TransferCommitted", code="OTHR"),
         json.dumps(
             {"data": {"attributes": {"name": "TransferCommitted", "code": "TEST"}}}
