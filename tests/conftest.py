@@ -184,6 +184,13 @@ def unused_port_block() -> int:
     raise RuntimeError("no block of three free ports below 30000")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that drives Chromium ``browser`` (CI runs those once, not per database)."""
+    for item in items:
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture
 def chromium() -> Iterator:
     """A headless Chromium driven by Playwright: Debian's package, found by its path."""

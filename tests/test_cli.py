@@ -100,6 +100,7 @@ def _as_a_background_job() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.embedded
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background-job"])
 def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port_block, background):
     """`gateway run` on embedded defaults: ready, then Ctrl-C leaves no process behind."""

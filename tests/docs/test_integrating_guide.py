@@ -24,6 +24,7 @@ _BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.embedded,
     pytest.mark.skipif(
         shutil.which("jq") is None or shutil.which("curl") is None,
         reason="the guide's snippets need curl and jq (Debian packages curl, jq)",

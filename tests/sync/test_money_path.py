@@ -258,7 +258,7 @@ def test_the_partner_s_net_equals_the_ledger_s_at_every_quiet_point(app, sandbox
         run_state_machine_as_test(
             lambda: MoneyPath(sandbox_partner, platform_id, members),
             settings=settings(
-                max_examples=25,
+                max_examples=12,
                 stateful_step_count=12,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
