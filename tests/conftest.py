@@ -108,6 +108,8 @@ def app_config(database_url: str, redis_url: str, tmp_path: Path) -> dict:
         "SECRET_KEY": TEST_SECRET,
         "GATEWAY_DATA_DIR": str(tmp_path / "data"),
         "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
+        # scrypt at production cost is 0.15 s of CPU per hash, and the suite hashes hundreds.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
     }
 
 

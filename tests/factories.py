@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 import secrets
 
-from werkzeug.security import generate_password_hash
-
 from gateway.auth.models import OAuthClient, hash_client_secret
 from gateway.auth.tokens import issue_token
 from gateway.db import db
 from gateway.members.models import Member
+from gateway.members.passwords import hash_password
 
 _sequence = itertools.count(1)
 
@@ -22,7 +21,7 @@ def create_member(**fields) -> Member:
     member = Member(
         email=fields.pop("email", f"member{n}@example.org"),
         display_name=fields.pop("display_name", f"Member {n}"),
-        password_hash=generate_password_hash(password) if password else None,
+        password_hash=hash_password(password) if password else None,
         **fields,
     )
     db.session.add(member)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from flask import current_app, has_app_context
 from werkzeug.security import check_password_hash, generate_password_hash
 
 MIN_LENGTH = 12
@@ -23,8 +24,16 @@ def password_problem(password: str, email: str = "") -> str | None:
 
 
 def hash_password(password: str) -> str:
-    """A scrypt hash (werkzeug's default method)."""
-    return generate_password_hash(password, method="scrypt")
+    """A scrypt hash (werkzeug's default method and cost).
+
+    A test app may set ``PASSWORD_HASH_METHOD`` (say ``scrypt:1024:8:1``) for speed: the cost
+    is stored in each hash, so checking runs the same code. It is not read from the
+    environment, so no deployment can lower it.
+    """
+    method = "scrypt"
+    if has_app_context():
+        method = current_app.config.get("PASSWORD_HASH_METHOD", method)
+    return generate_password_hash(password, method=method)
 
 
 @cache
