@@ -57,6 +57,8 @@ def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+        # A test database needs no durability: commits stop waiting for the WAL's flush.
+        connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     url = server.set(database=name).render_as_string(hide_password=False)
     engine = create_engine(url)
     upgrade(engine)
@@ -68,11 +70,34 @@ def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def _empty_tables(engine) -> None:
+    """Empty every table and restart its sequences, as a fresh migrated database would be.
+
+    TRUNCATE costs 0.3-0.8 s for the schema's 25 tables, once per test; DELETE with
+    triggers off (the ledger's append-only guard, foreign keys) costs about 20 ms. Turning
+    triggers off needs a superuser; other roles fall back to TRUNCATE.
+    """
     tables = [t.name for t in Base.metadata.sorted_tables]
-    if tables:
-        with engine.begin() as connection:
+    if not tables:
+        return
+    with engine.begin() as connection:
+        if not connection.execute(
+            text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        ).scalar():
             joined = ", ".join(f'"{t}"' for t in tables)
             connection.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
+            return
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in tables:
+            connection.execute(text(f'DELETE FROM "{table}"'))
+        sequences = connection.execute(
+            text(
+                "SELECT pg_get_serial_sequence(quote_ident(table_name), column_name) "
+                "FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND (column_default LIKE 'nextval%' OR is_identity = 'YES')"
+            )
+        ).scalars()
+        for sequence in sequences:
+            connection.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
 
 
 @pytest.fixture
