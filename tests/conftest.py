@@ -218,17 +218,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+# One Chromium serves a run of consecutive browser tests: launching it costs 1-2 s, and the
+# browser tests sit together. It is closed as soon as the next test needs none, because sync
+# Playwright leaves its event loop marked running, and asyncio.run() refuses to start beside it.
+_shared_chromium: dict = {}
+
+
 @pytest.fixture
 def chromium() -> Iterator:
-    """A headless Chromium driven by Playwright: Debian's package, found by its path."""
+    """A headless Chromium driven by Playwright: Debian's package, found by its path.
+
+    Each test gets the shared browser; the contexts and pages it opened close after it.
+    """
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         pytest.skip(
             "no chromium executable on PATH (apt-get install chromium): browser test skipped"
         )
-    from playwright.sync_api import sync_playwright
+    if "browser" not in _shared_chromium:
+        from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        yield browser
-        browser.close()
+        playwright = sync_playwright().start()
+        _shared_chromium["playwright"] = playwright
+        _shared_chromium["browser"] = playwright.chromium.launch(
+            executable_path=path, args=["--no-sandbox"]
+        )
+    browser = _shared_chromium["browser"]
+    yield browser
+    for context in list(browser.contexts):
+        context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Close the shared Chromium after the last of a run of browser tests."""
+    result = yield
+    if "browser" in _shared_chromium and (
+        nextitem is None or "chromium" not in getattr(nextitem, "fixturenames", ())
+    ):
+        _shared_chromium.pop("browser").close()
+        _shared_chromium.pop("playwright").stop()
+    return result
