@@ -1,8 +1,8 @@
 """`gateway run`'s development wiring: the sandbox timebank and the demo site.
 
 Both are development tools of their own distribution (``devtools/``, community-gateway-devtools),
-never part of the gateway's: the gateway reaches them only as ``gateway`` commands that the
-distribution adds through the ``gateway.commands`` entry points, and runs them when present.
+never part of the gateway's, which imports none of them: it runs them, when present, as the
+``gateway`` commands that distribution adds (``gateway.dev_tools``), and speaks to them over HTTP.
 On embedded defaults the gateway federates with the sandbox out of the box: the platform
 "sandbox" is added once (TimeRepublik connector, the sandbox's development credentials), and
 the sandbox is told where to send its signed callbacks. The demo site is registered as a
