@@ -15,7 +15,8 @@ SANDBOX = "sandbox"
 DEMO_SITE = "demo-site"
 DEV_TOOLS = {SANDBOX: "the sandbox timebank", DEMO_SITE: "the demo site"}
 INSTALL_HINT = (
-    "Install them from a clone of the repository: `make run` does, or `pip install -e ./devtools`."
+    "To add the development tools, in a clone of the repository: `make run` (which installs "
+    "them) or `pip install -e ./devtools`."
 )
 
 

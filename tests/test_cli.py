@@ -248,8 +248,8 @@ def test_run_without_the_development_tools_starts_the_gateway_alone(tmp_path, un
     said = [line for line in output.splitlines() if "development tools" in line]
     assert said == [
         "Not installed: the sandbox timebank and the demo site (development tools); starting "
-        "the gateway without them. Install them from a clone of the repository: `make run` "
-        "does, or `pip install -e ./devtools`."
+        "the gateway without them. To add the development tools, in a clone of the repository: "
+        "`make run` (which installs them) or `pip install -e ./devtools`."
     ]
     assert "Gateway ready at" in output
     assert "Sandbox timebank at" not in output
