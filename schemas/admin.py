@@ -89,7 +89,11 @@ class MemberQuery(Schema):
     q = fields.String(required=True, validate=validate.Length(2, 254))
 
 
-class SkipBody(Schema):
-    """Why an item is skipped."""
+class ReasonBody(Schema):
+    """Why an operator acts: kept in the audit log."""
 
     reason = fields.String(required=True, validate=validate.Length(3, 500))
+
+
+class SkipBody(ReasonBody):
+    """Why an item is skipped."""

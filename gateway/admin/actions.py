@@ -15,6 +15,8 @@ from gateway.callbacks.processing import reprocess_event
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform
 from gateway.jobs import task
+from gateway.members import accounts
+from gateway.members.models import Member
 from gateway.problems import Problem
 from gateway.redis_client import get_queue
 from gateway.sync.dispatch import ensure_drains
@@ -189,3 +191,34 @@ def resolve_difference(actor: str, difference_id: str, reason: str) -> str:
     )
     db.session.commit()
     return difference.run_id
+
+
+def _member(member_id: str) -> Member:
+    member = db.session.get(Member, member_id)
+    if member is None:
+        raise Problem(404, f"No member {member_id}.", title="Not found")
+    return member
+
+
+def disable_member(actor: str, member_id: str, reason: str) -> Member:
+    """Stop a member from logging in; every login and token of theirs ends at once."""
+    member = _member(member_id)
+    if member.status != "active":
+        raise Problem(
+            409, f"The member is {member.status}; only active members.", title="Cannot disable"
+        )
+    accounts.disable_member(member)
+    _audit(actor, "member.disable", "member", member.id, reason=reason)
+    db.session.commit()
+    return member
+
+
+def enable_member(actor: str, member_id: str, reason: str) -> Member:
+    """Let a disabled member log in again; what was ended stays ended."""
+    member = _member(member_id)
+    if member.status != "disabled":
+        raise Problem(409, f"The member is {member.status}, not disabled.", title="Cannot enable")
+    accounts.enable_member(member)
+    _audit(actor, "member.enable", "member", member.id, reason=reason)
+    db.session.commit()
+    return member

@@ -17,6 +17,7 @@ from schemas.admin import (
     CallbackQuery,
     MemberQuery,
     OutboxQuery,
+    ReasonBody,
     RunQuery,
     SkipBody,
 )
@@ -202,6 +203,16 @@ def member(member_id: str) -> Response:
     if detail is None:
         raise Problem(404, f"No member {member_id}.", title="Not found")
     return jsonify(detail)
+
+
+@bp.post("/members/<member_id>/<any(disable, enable):change>")
+@api_admin
+def member_status(member_id: str, change: str) -> Response:
+    """Disable a member (every login and token ends) or enable them again, with a reason."""
+    body = _load(ReasonBody(), request.get_json(silent=True) or request.form.to_dict())
+    act = actions.disable_member if change == "disable" else actions.enable_member
+    act(actor(), member_id, body["reason"])
+    return jsonify(queries.member_detail(member_id))
 
 
 @bp.get("/audit")

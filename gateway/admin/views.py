@@ -22,6 +22,7 @@ from schemas.admin import (
     CallbackQuery,
     OutboxFilter,
     OutboxQuery,
+    ReasonBody,
     RunQuery,
     SkipBody,
 )
@@ -295,6 +296,28 @@ def member(member_id: str) -> Response:
     if detail is None:
         abort(404)
     return _page("member.html", m=detail)
+
+
+@bp.post("/members/<member_id>/<any(disable, enable):change>")
+@page_admin
+def member_status(member_id: str, change: str) -> Response:
+    """Disable or enable a member from their page, with a reason."""
+    try:
+        body = ReasonBody().load({"reason": request.form.get("reason", "")})
+    except ValidationError:
+        flash(gettext("admin.members.reason_needed"))
+        return redirect(url_for(".member", member_id=member_id))
+    act = actions.disable_member if change == "disable" else actions.enable_member
+    try:
+        act(actor(), member_id, body["reason"])
+    except Problem as problem:
+        if problem.status != 409:
+            raise
+        # Another operator (or the CLI) changed the status since this page was drawn.
+        flash(gettext("admin.members.changed_meanwhile"))
+    else:
+        flash(gettext(f"admin.members.{change}d"))
+    return redirect(url_for(".member", member_id=member_id))
 
 
 @bp.get("/audit")

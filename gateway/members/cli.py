@@ -8,12 +8,14 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from gateway.admin import actions
 from gateway.admin.models import AdminAction
 from gateway.commands import fail, with_app
 from gateway.db import db
 from gateway.i18n import gettext
 from gateway.members import accounts
 from gateway.members.models import Member
+from gateway.problems import Problem
 
 
 @click.group("members")
@@ -90,11 +92,10 @@ def _audit(action: str, member: Member, reason: str) -> None:
 def members_disable(app: Flask, who: str, reason: str) -> None:
     """Stop a member (email or id) from logging in; every login and token ends at once."""
     member = _find(who)
-    if member.status == "erased":
-        fail("the member was erased.")
-    accounts.disable_member(member)
-    _audit("disable_member", member, reason)
-    db.session.commit()
+    try:
+        actions.disable_member("cli", member.id, reason)
+    except Problem as problem:
+        fail(f"{problem.detail}")
     click.echo(f"Disabled {member.id}; their logins and tokens have ended.")
 
 
@@ -105,11 +106,10 @@ def members_disable(app: Flask, who: str, reason: str) -> None:
 def members_enable(app: Flask, who: str, reason: str) -> None:
     """Let a disabled member (email or id) log in again."""
     member = _find(who)
-    if member.status != "disabled":
-        fail(f"the member is {member.status}, not disabled.")
-    accounts.enable_member(member)
-    _audit("enable_member", member, reason)
-    db.session.commit()
+    try:
+        actions.enable_member("cli", member.id, reason)
+    except Problem as problem:
+        fail(f"{problem.detail}")
     click.echo(f"Enabled {member.id}.")
 
 
@@ -133,7 +133,7 @@ def members_erase(app: Flask, who: str, reason: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Erase {member.email} ({member.id})? This cannot be undone", abort=True)
     platforms = accounts.erase_member(member)
-    _audit("erase_member", member, reason)
+    _audit("member.erase", member, reason)
     db.session.commit()
     reached = ", ".join(p.name for p in platforms) or "none"
     click.echo(f"Erased {member.id}; timebanks told to erase them: {reached}.")

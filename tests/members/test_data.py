@@ -295,7 +295,7 @@ def full_record(app, anna):
         db.session.add(
             AdminAction(
                 actor="cli",
-                action="enable_member",
+                action="member.enable",
                 target_type="member",
                 target_id=anna.id,
                 reason="confirmed by phone",

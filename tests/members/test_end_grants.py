@@ -211,8 +211,8 @@ def test_disable_ends_everything_and_enable_lets_the_member_log_in_again(app, ap
     with app.app_context():
         audit = db.session.scalars(select(AdminAction).order_by(AdminAction.created_at)).all()
         assert [(a.action, a.target_id, a.reason, a.actor) for a in audit] == [
-            ("disable_member", member.id, "reported abuse", "cli"),
-            ("enable_member", member.id, "cleared", "cli"),
+            ("member.disable", member.id, "reported abuse", "cli"),
+            ("member.enable", member.id, "cleared", "cli"),
         ]
 
 

@@ -358,7 +358,7 @@ def test_an_operator_erases_a_member_by_address_with_an_audit_row(
     with app.app_context():
         audit = db.session.scalars(select(AdminAction)).all()
         assert [(a.actor, a.action, a.target_id, a.reason) for a in audit] == [
-            ("cli", "erase_member", anna.id, "asked by mail")
+            ("cli", "member.erase", anna.id, "asked by mail")
         ]
 
 
