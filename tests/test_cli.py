@@ -99,6 +99,21 @@ def _as_a_background_job() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _wait_ready(process: subprocess.Popen, base: str) -> None:
+    """Wait up to a minute for `gateway run` at ``base`` to answer /readyz with 200."""
+    deadline = time.monotonic() + 60
+    ready = None
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            ready = requests.get(f"{base}/readyz", timeout=1)
+            if ready.status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    process.terminate()
+    pytest.fail(f"`gateway run` never got ready:\n{process.communicate(timeout=30)[0]}")
+
+
 @pytest.mark.slow
 @pytest.mark.embedded
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background-job"])
@@ -117,18 +132,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port_block, 
     )
     base = f"http://127.0.0.1:{unused_port}"
     try:
-        deadline = time.monotonic() + 60
-        ready = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                ready = requests.get(f"{base}/readyz", timeout=1)
-                if ready.status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        if ready is None or ready.status_code != 200:
-            process.terminate()
-            pytest.fail(f"`gateway run` never got ready:\n{process.communicate(timeout=30)[0]}")
+        _wait_ready(process, base)
         assert requests.get(f"{base}/healthz", timeout=2).status_code == 200
         redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
         children = subprocess.run(
@@ -138,6 +142,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port_block, 
         assert len(children) == 6  # embedded redis, sandbox, worker, scheduler, web, demo site
         # The demo site starts beside the web server, not after it: under load it may be later.
         demo = None
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and demo is None:
             try:
                 demo = requests.get(f"http://127.0.0.1:{unused_port + 2}/", timeout=2)
@@ -220,18 +225,7 @@ def test_run_without_the_development_tools_starts_the_gateway_alone(tmp_path, un
     )
     base = f"http://127.0.0.1:{unused_port_block}"
     try:
-        deadline = time.monotonic() + 60
-        ready = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                ready = requests.get(f"{base}/readyz", timeout=1)
-                if ready.status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        if ready is None or ready.status_code != 200:
-            process.terminate()
-            pytest.fail(f"`gateway run` never got ready:\n{process.communicate(timeout=30)[0]}")
+        _wait_ready(process, base)
         children = subprocess.run(
             ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
         ).stdout.split()
