@@ -55,3 +55,7 @@ def subscribed(app) -> Subscribed:
     """A subscription of RECEIVER to every event type."""
     with app.app_context():
         return subscribe()
+
+
+# The sandbox timebank as a partner with real HTTP semantics (tests/sync/sandbox_partner.py).
+from tests.sync.sandbox_partner import sandbox_partner  # noqa: E402, F401

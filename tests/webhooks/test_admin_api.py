@@ -73,9 +73,7 @@ def test_add_list_show_rotate_disable(app, client, admin_headers):
     assert again.status_code == 409
     assert again.mimetype == "application/problem+json"
     with app.app_context():
-        actions = db.session.scalars(
-            select(AdminAction).order_by(AdminAction.created_at)
-        ).all()
+        actions = db.session.scalars(select(AdminAction).order_by(AdminAction.created_at)).all()
         assert [a.action for a in actions] == [
             "webhook.add",
             "webhook.rotate_secret",

@@ -88,7 +88,9 @@ def test_refusals(app, app_config):
     no_event = _run(app_config, "webhooks", "add", "--url", "https://a.example/")
     assert no_event.exit_code == 2
     assert _run(app_config, "webhooks", "disable", "nope").exit_code == 2
-    assert "No webhook subscription 'nope'" in _run(app_config, "webhooks", "disable", "nope").output
+    assert (
+        "No webhook subscription 'nope'" in _run(app_config, "webhooks", "disable", "nope").output
+    )
 
 
 def test_localhost_over_http_outside_production(app, app_config):

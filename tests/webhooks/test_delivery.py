@@ -16,7 +16,7 @@ from gateway.sync.drain import drain
 from gateway.sync.models import SyncAttempt
 from gateway.webhooks.subscriptions import get_subscription, rotate_secret
 from tests.sync.sandbox_partner import drain_once
-from tests.webhooks.conftest import RECEIVER, event_rows, subscribe
+from tests.webhooks.conftest import RECEIVER, event_rows
 
 PASSWORD = "a long enough passphrase 42"
 
@@ -83,7 +83,11 @@ def test_the_webhook_id_is_the_same_on_every_retry(app, subscribed):
         ({"status": 409}, "dead", "http_409"),
         ({"status": 410}, "dead", "http_410"),
         ({"status": 401}, "dead", "http_401"),
-        ({"status": 302, "headers": {"Location": "https://else.example/"}}, "dead", "unexpected_redirect"),
+        (
+            {"status": 302, "headers": {"Location": "https://else.example/"}},
+            "dead",
+            "unexpected_redirect",
+        ),
     ],
 )
 @responses.activate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 from gateway.db import db, utcnow
 from gateway.federation import consent
@@ -174,5 +175,5 @@ def test_a_members_events_are_chained_in_order(app, subscribed):
         ids = _every_kind_of_change()
         rows = [r for r in event_rows(subscribed.platform_id) if r.member_id == ids["anna"]]
     assert rows[0].depends_on_id is None
-    for previous, row in zip(rows, rows[1:], strict=False):
+    for previous, row in pairwise(rows):
         assert row.depends_on_id == previous.id

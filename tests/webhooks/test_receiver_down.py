@@ -7,7 +7,6 @@ The receiver is a real HTTP server on a loopback port; the gateway's real drain 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -18,19 +17,13 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gateway.db import db, utcnow
+from gateway.db import db
 from gateway.federation import consent
 from gateway.ledger import services as ledger
 from gateway.members import accounts
-from gateway.sync.models import OutboxItem, SyncAttempt
+from gateway.sync.models import SyncAttempt
 from schemas.vocabulary import WEBHOOK_EVENT_TYPES
-from tests.sync.sandbox_partner import (  # noqa: F401 - sandbox_partner is a fixture
-    add_sandbox_platform,
-    drain_all,
-    drain_once,
-    open_rows,
-    sandbox_partner,
-)
+from tests.sync.sandbox_partner import add_sandbox_platform, drain_all, drain_once, open_rows
 from tests.webhooks.conftest import event_rows, subscribe
 
 PASSWORD = "a long enough passphrase 42"
@@ -49,7 +42,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if receiver.down:
                     with receiver.lock:
@@ -165,9 +158,11 @@ def test_a_receiver_down_during_the_postings_gets_every_event_once_in_order(
         assert receiver.refused >= 3
         assert receiver.received == []
         assert db.session.scalar(
-            select(SyncAttempt.id).where(
+            select(SyncAttempt.id)
+            .where(
                 SyncAttempt.platform_id == subscribed.platform_id, SyncAttempt.outcome == "retry"
-            ).limit(1)
+            )
+            .limit(1)
         )
 
         # Back: every event arrives, the circuit lets the probe through, then the rest.
