@@ -24,14 +24,17 @@ class _Strict(Schema):
 # -- what each event's ``data`` holds -----------------------------------------------------------
 
 
+_ERASED = {"description": "null when the member was erased before the event was sent."}
+
+
 class MemberCreatedData(_Strict):
     """A member who just signed up (or whom an operator created)."""
 
     member_id = fields.String(required=True, metadata={"description": "The ID token's `sub`."})
-    email = fields.String(required=True)
-    display_name = fields.String(required=True)
+    email = fields.String(required=True, allow_none=True, metadata=_ERASED)
+    display_name = fields.String(required=True, allow_none=True, metadata=_ERASED)
     locale = fields.String(required=True, metadata={"description": "`it` or `en`."})
-    municipio = fields.Integer(required=True, allow_none=True)
+    municipio = fields.Integer(required=True, allow_none=True, metadata=_ERASED)
     verified = fields.Boolean(required=True, metadata={"description": "Address confirmed."})
     created_at = fields.DateTime(required=True, allow_none=True)
 
@@ -40,7 +43,7 @@ class MemberVerifiedData(_Strict):
     """A member who confirmed their address."""
 
     member_id = fields.String(required=True, metadata=_ID)
-    email = fields.String(required=True)
+    email = fields.String(required=True, allow_none=True, metadata=_ERASED)
     verified_at = fields.DateTime(required=True, allow_none=True)
 
 

@@ -157,8 +157,24 @@ def member_verified(member: Member) -> None:
     )
 
 
+# What member events say about a person: gone from the outbox when the member is erased.
+PERSONAL_FIELDS = ("email", "display_name", "municipio")
+
+
 def member_deleted(member_id: str) -> None:
-    """A member's data was erased: the event names the id and nothing else about them."""
+    """A member's data was erased: the event names the id and nothing else about them.
+
+    The member's earlier events lose their personal fields too, sent or not: the outbox keeps
+    no copy of what the member table forgot (one not sent yet goes out with them null).
+    """
+    rows = db.session.scalars(
+        select(OutboxItem).where(OutboxItem.kind == KIND, OutboxItem.member_id == member_id)
+    ).all()
+    for row in rows:
+        data = dict((row.payload or {}).get("data") or {})
+        if any(data.get(name) is not None for name in PERSONAL_FIELDS if name in data):
+            data.update({name: None for name in PERSONAL_FIELDS if name in data})
+            row.payload = {**row.payload, "data": data}
     emit([Event("member.deleted", {"member_id": member_id}, member_id)])
 
 

@@ -177,3 +177,25 @@ def test_a_members_events_are_chained_in_order(app, subscribed):
     assert rows[0].depends_on_id is None
     for previous, row in pairwise(rows):
         assert row.depends_on_id == previous.id
+
+
+def test_erasing_a_member_takes_their_personal_data_out_of_the_outbox(app, subscribed):
+    with app.app_context():
+        member = accounts.create_member("gone@example.org", "Gone Soon", PASSWORD, municipio=4)
+        db.session.commit()
+        accounts.mark_verified(member)
+        db.session.commit()
+        accounts.erase_member(member)
+        db.session.commit()
+        rows = event_rows(subscribed.platform_id)
+    assert [r.payload["type"] for r in rows] == [
+        "member.created",
+        "member.verified",
+        "member.deleted",
+    ]
+    text = str([r.payload for r in rows])
+    assert "gone@example.org" not in text
+    assert "Gone Soon" not in text
+    assert rows[0].payload["data"]["email"] is None
+    assert rows[0].payload["data"]["municipio"] is None
+    assert rows[2].payload["data"] == {"member_id": rows[0].member_id}
