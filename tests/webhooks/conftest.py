@@ -57,5 +57,7 @@ def subscribed(app) -> Subscribed:
         return subscribe()
 
 
-# The sandbox timebank as a partner with real HTTP semantics (tests/sync/sandbox_partner.py).
+# Shared fixtures: a timebank "tr" with two linked members whose callbacks tests sign
+# (tests/callbacks), and the sandbox timebank as a real HTTP partner (tests/sync).
+from tests.callbacks.conftest import linked, platform  # noqa: E402, F401
 from tests.sync.sandbox_partner import sandbox_partner  # noqa: E402, F401
