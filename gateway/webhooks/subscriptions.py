@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from gateway.admin.models import AdminAction
-from gateway.db import db, utcnow
+from gateway.db import db, rows_affected, utcnow
 from gateway.federation.models import WEBHOOKS_CONNECTOR, Platform, WebhookSecret
 from gateway.federation.platforms import new_webhook_secret
 from gateway.members.models import new_id
@@ -158,21 +158,22 @@ def disable_subscription(actor: str, subscription: Subscription) -> int:
     subscription.row.disabled_at = now
     subscription.platform.enabled = False
     # Every row reaches an end: events nobody will send are skipped, with the reason.
-    result = db.session.execute(
-        update(OutboxItem)
-        .where(
-            OutboxItem.platform_id == subscription.platform.id,
-            OutboxItem.state == "pending",
+    skipped = rows_affected(
+        db.session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.platform_id == subscription.platform.id,
+                OutboxItem.state == "pending",
+            )
+            .values(
+                state="skipped",
+                skipped_reason=DISABLED_REASON,
+                last_error_code=DISABLED_CODE,
+                completed_at=now,
+            ),
+            execution_options={"synchronize_session": False},
         )
-        .values(
-            state="skipped",
-            skipped_reason=DISABLED_REASON,
-            last_error_code=DISABLED_CODE,
-            completed_at=now,
-        ),
-        execution_options={"synchronize_session": False},
     )
-    skipped = int(getattr(result, "rowcount", 0) or 0)
     _audit(actor, "webhook.disable", subscription.row.id, events_skipped=skipped)
     return skipped
 

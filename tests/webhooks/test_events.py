@@ -199,3 +199,16 @@ def test_erasing_a_member_takes_their_personal_data_out_of_the_outbox(app, subsc
     assert rows[0].payload["data"]["email"] is None
     assert rows[0].payload["data"]["municipio"] is None
     assert rows[2].payload["data"] == {"member_id": rows[0].member_id}
+
+
+def test_disabling_skips_the_events_not_sent_yet(app, subscribed):
+    with app.app_context():
+        accounts.create_member("late@example.org", "Late", PASSWORD)
+        db.session.commit()
+        assert disable_subscription("test", get_subscription(subscribed.id)) == 1
+        db.session.commit()
+        accounts.create_member("later@example.org", "Later", PASSWORD)
+        db.session.commit()
+        (row,) = event_rows(subscribed.platform_id)
+    assert (row.state, row.last_error_code) == ("skipped", "subscription_disabled")
+    assert row.completed_at is not None
