@@ -4,7 +4,8 @@ Each event becomes one outbox row of kind ``event`` per enabled subscription tha
 type; the row's payload is the whole event (``{"id", "type", "timestamp", "data"}``), sent as
 is on every attempt under the same ``webhook-id``. A row depends on the newest undelivered
 event row of the same subscription and member, so a member's events arrive in the order they
-happened however long the receiver was away (``gateway.sync.claims.claimable``). Transaction
+happened however long the receiver was away (``gateway.sync.claims.claimable``), and none
+overtakes one the receiver refused for good until an operator acts on it. Transaction
 events are ordered with their payer's events (their payee's, when the payer is no member).
 
 Two postings of one member in concurrent transactions could chain to the same row; a posting
@@ -33,6 +34,7 @@ from gateway.sync.references import transfer_reference
 from gateway.webhooks.models import WebhookSubscription
 
 KIND = "event"
+UNDELIVERED = (*OPEN_STATES, "dead")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,12 @@ def subscribers() -> list[tuple[str, list[str]]]:
 
 
 def _undelivered_tail(platform_id: str, member_id: str) -> OutboxItem | None:
-    """The member's newest event row for this subscription that is not delivered yet and that
-    no other row waits on: the end of the member's chain."""
+    """The member's newest event row for this subscription that is not delivered yet (dead
+    ones included) and that no other row waits on: the end of the member's chain.
+
+    A dead event holds the member's later ones, which die with it and come back when an
+    operator retries or skips it (``follow_dependencies``): none overtakes it meanwhile.
+    """
     waiting = aliased(OutboxItem)
     return db.session.scalar(
         select(OutboxItem)
@@ -75,7 +81,7 @@ def _undelivered_tail(platform_id: str, member_id: str) -> OutboxItem | None:
             OutboxItem.platform_id == platform_id,
             OutboxItem.kind == KIND,
             OutboxItem.member_id == member_id,
-            OutboxItem.state.in_(OPEN_STATES),
+            OutboxItem.state.in_(UNDELIVERED),
             ~exists().where(waiting.depends_on_id == OutboxItem.id),
         )
         .order_by(OutboxItem.created_at.desc())
