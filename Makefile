@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Each creates .venv and installs
-# first, from the lock: requirements/dev.lock (`make lock` regenerates it from pyproject.toml).
+# first, from the lock: requirements/dev.lock (`make lock` regenerates it from pyproject.toml),
+# then the gateway and its development tools (devtools/: sandbox timebank, demo site), editable.
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { echo $$p; break; }; done)
@@ -18,7 +19,7 @@ LOCK_ARGS ?=
 
 .PHONY: run test lint bench lock clean
 
-$(STAMP): pyproject.toml $(DEV_LOCK)
+$(STAMP): pyproject.toml devtools/pyproject.toml $(DEV_LOCK)
 	@test -n "$(PYTHON)" || { echo "Error: Python 3.11 or newer is needed (3.11: the lock's own)." >&2; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@if $(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK); then :; \
@@ -28,6 +29,9 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 		$(BIN)/python -m pip install --quiet -e '.[dev]'; \
 	else exit 1; fi
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# The sandbox timebank and the demo site: development tools, never in the wheel or image;
+	@# everything they import is in the dev lock.
+	$(BIN)/python -m pip install --quiet --no-deps -e ./devtools
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -10,7 +10,7 @@ from flask import Flask
 from gateway.auth.cli import clients_group, keys_group
 from gateway.commands import fail, with_app
 from gateway.config import ConfigError
-from gateway.demo_site.cli import demo_site_command
+from gateway.dev_tools import DEV_TOOLS, added_commands, not_installed
 from gateway.embedded_redis import EmbeddedRedisError
 from gateway.federation.cli import platforms_group
 from gateway.members.cli import members_group
@@ -19,7 +19,31 @@ from gateway.sync.cli import outbox_group, reconcile_command
 from gateway.webhooks.cli import webhooks_group
 
 
-@click.group(help="The Milano Sei l'Altro community gateway.")
+class GatewayGroup(click.Group):
+    """Our commands, and those installed distributions add (the development tools' `sandbox`
+    and `demo-site`), each loaded only when it is run or listed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Our commands and the added ones, sorted."""
+        return sorted({*super().list_commands(ctx), *added_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Ours, else an added one; a missing development tool says how to install it."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry_point = added_commands().get(cmd_name)
+        if entry_point is not None:
+            loaded = entry_point.load()
+            if not isinstance(loaded, click.Command):
+                fail(f"{entry_point.value} (command {cmd_name!r}) is not a click command.")
+            return loaded
+        if cmd_name in DEV_TOOLS:
+            fail(not_installed(cmd_name))
+        return None
+
+
+@click.group(cls=GatewayGroup, help="The Milano Sei l'Altro community gateway.")
 @click.version_option(package_name="community-gateway")
 def main() -> None:
     """Entry point of the `gateway` command."""
@@ -32,10 +56,12 @@ def main() -> None:
     "--sandbox/--no-sandbox",
     default=True,
     show_default=True,
-    help="Also run the sandbox timebank (on the next port) as the platform 'sandbox'.",
+    help="Also run the sandbox timebank (on the next port) as the platform 'sandbox', "
+    "if the development tools are installed.",
 )
 def run_command(host: str, port: int, sandbox: bool) -> None:
-    """Migrate, then run sandbox, web server, worker and scheduler together until Ctrl-C."""
+    """Migrate, then run web server, worker, scheduler and the development tools (sandbox,
+    demo site: when installed) together until Ctrl-C."""
     from gateway.supervisor import run_all
 
     try:
@@ -86,25 +112,6 @@ def scheduler_command(app: Flask) -> None:
     build_scheduler(app).start()
 
 
-@main.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address (keep it loopback).")
-@click.option("--port", default=5001, show_default=True, type=int, help="Port of the sandbox.")
-@click.option(
-    "--data-dir",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="Where its SQLite file lives (default: $GATEWAY_DATA_DIR/sandbox).",
-)
-def sandbox_command(host: str, port: int, data_dir: str | None) -> None:
-    """Run the sandbox timebank (the partner API, for development) until Ctrl-C."""
-    from gateway.sandbox.server import serve
-
-    try:
-        serve(host, port, {"SANDBOX_DATA_DIR": data_dir} if data_dir else None)
-    except (ConfigError, OSError) as exc:
-        fail(str(exc))
-
-
 @main.group("db")
 def db_group() -> None:
     """Database schema commands."""
@@ -150,7 +157,6 @@ main.add_command(keys_group)
 main.add_command(members_group)
 main.add_command(outbox_group)
 main.add_command(reconcile_command)
-main.add_command(demo_site_command)
 main.add_command(webhooks_group)
 
 

@@ -1,5 +1,8 @@
 """`gateway run`'s development wiring: the sandbox timebank and the demo site.
 
+Both are development tools of their own distribution (``devtools/``, community-gateway-devtools),
+never part of the gateway's, which imports none of them: it runs them, when present, as the
+``gateway`` commands that distribution adds (``gateway.dev_tools``), and speaks to them over HTTP.
 On embedded defaults the gateway federates with the sandbox out of the box: the platform
 "sandbox" is added once (TimeRepublik connector, the sandbox's development credentials), and
 the sandbox is told where to send its signed callbacks. The demo site is registered as a
@@ -24,7 +27,7 @@ from gateway.federation.platforms import active_secrets, add_platform, register_
 log = logging.getLogger(__name__)
 
 SANDBOX_PLATFORM = "sandbox"
-# The sandbox's public development client (gateway/sandbox/settings.py): not a secret.
+# The sandbox's public development client (its settings module): not a secret.
 SANDBOX_CREDENTIALS = {"client_id": "gateway", "client_secret": "sandbox-secret"}
 
 
@@ -54,12 +57,12 @@ def ensure_sandbox_platform(app: Flask, sandbox_url: str) -> Platform:
 
 
 DEMO_CLIENT_ID = "demo-site"
+# What the demo site's client may ask for; the site asks for exactly this.
+DEMO_SCOPE = "openid profile email offline_access hours:read"
 
 
 def ensure_demo_client(app: Flask, demo_url: str) -> str | None:
     """Register (or refresh) the demo site's client; its new secret, or None if revoked."""
-    from gateway.demo_site.app import SCOPE
-
     with app.app_context():
         client = db.session.scalar(
             select(OAuthClient).where(OAuthClient.client_id == DEMO_CLIENT_ID)
@@ -67,7 +70,7 @@ def ensure_demo_client(app: Flask, demo_url: str) -> str | None:
         if client is None:
             return create_client(
                 "Demo site",
-                SCOPE,
+                DEMO_SCOPE,
                 redirect_uris=[f"{demo_url}/callback"],
                 post_logout_redirect_uris=[f"{demo_url}/"],
                 kind=FIRST_PARTY,

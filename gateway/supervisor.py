@@ -16,6 +16,7 @@ import requests
 
 from gateway import create_app, embedded_redis
 from gateway.config import load_settings
+from gateway.dev_tools import DEMO_SITE, DEV_TOOLS, INSTALL_HINT, SANDBOX, installed_dev_tools
 from gateway.migrate import upgrade
 from gateway.preflight import check_services
 
@@ -55,7 +56,7 @@ DEMO_PORT_OFFSET = 2
 
 def demo_child(host: str, port: int) -> Child:
     """The demo relying party, two ports after the gateway's."""
-    return Child("demo-site", ["demo-site", "--host", host, "--port", str(port + DEMO_PORT_OFFSET)])
+    return Child(DEMO_SITE, [DEMO_SITE, "--host", host, "--port", str(port + DEMO_PORT_OFFSET)])
 
 
 def children(host: str, port: int) -> list[Child]:
@@ -70,9 +71,9 @@ def children(host: str, port: int) -> list[Child]:
 def sandbox_child(host: str, port: int, data_dir: str) -> Child:
     """The sandbox timebank, on the port after the gateway's."""
     return Child(
-        "sandbox",
+        SANDBOX,
         [
-            "sandbox",
+            SANDBOX,
             "--host",
             host,
             "--port",
@@ -80,6 +81,17 @@ def sandbox_child(host: str, port: int, data_dir: str) -> Child:
             "--data-dir",
             str(Path(data_dir) / "sandbox"),
         ],
+    )
+
+
+def missing_dev_tools_line(installed: set[str]) -> str | None:
+    """The one line `gateway run` prints when it starts without some development tool."""
+    missing = [DEV_TOOLS[name] for name in DEV_TOOLS if name not in installed]
+    if not missing:
+        return None
+    return (
+        f"Not installed: {' and '.join(missing)} (development tools); starting the gateway "
+        f"without them. {INSTALL_HINT}"
     )
 
 
@@ -134,6 +146,11 @@ def run_all(host: str, port: int, with_sandbox: bool = True) -> int:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    installed = installed_dev_tools()
+    missing_line = missing_dev_tools_line(installed)
+    if missing_line:
+        print(missing_line, file=sys.stderr, flush=True)
+    with_sandbox = with_sandbox and SANDBOX in installed
     sandbox = sandbox_child(host, port, settings["GATEWAY_DATA_DIR"]) if with_sandbox else None
     procs = ([sandbox] if sandbox else []) + children(host, port)
     try:
@@ -164,9 +181,11 @@ def run_all(host: str, port: int, with_sandbox: bool = True) -> int:
                 print(f"The sandbox refused the gateway's set-up: {exc}", file=sys.stderr)
                 return 1
         demo_url = f"http://{host}:{port + DEMO_PORT_OFFSET}"
-        from gateway.devsetup import ensure_demo_client
+        demo_secret = None
+        if DEMO_SITE in installed:
+            from gateway.devsetup import ensure_demo_client
 
-        demo_secret = ensure_demo_client(app, demo_url)
+            demo_secret = ensure_demo_client(app, demo_url)
         if demo_secret:
             env["DEMO_SITE_CLIENT_SECRET"] = demo_secret
             procs.append(demo_child(host, port))

@@ -162,3 +162,95 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path, unused_port_block, 
     for pid in map(int, children):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+# The gateway as installed without the development tools (a wheel, the image): the
+# distribution that adds `sandbox` and `demo-site` is not seen.
+WITHOUT_DEV_TOOLS = (
+    "import sys; import gateway.dev_tools as tools; tools.added_commands = lambda: {}; "
+    "from gateway.cli import main; main(sys.argv[1:], prog_name='gateway')"
+)
+
+
+def test_the_development_tools_add_their_commands():
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["--help"])
+    assert "  sandbox " in result.output
+    assert "  demo-site " in result.output
+
+
+@pytest.mark.parametrize("command", ["sandbox", "demo-site"])
+def test_a_missing_development_tool_says_how_to_install_it(tmp_path, command):
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DEV_TOOLS, command, "--port", "0"],
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: `gateway {command}` is ")
+    assert "a development tool, not installed here" in line
+    assert "pip install -e ./devtools" in line
+    listed = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DEV_TOOLS, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    assert "  run " in listed
+    assert f"  {command} " not in listed
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_run_without_the_development_tools_starts_the_gateway_alone(tmp_path, unused_port_block):
+    env = _clean_env(tmp_path)
+    env.pop("TEST_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WITHOUT_DEV_TOOLS, "run", "--port", str(unused_port_block)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{unused_port_block}"
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = requests.get(f"{base}/readyz", timeout=1)
+                if ready.status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        if ready is None or ready.status_code != 200:
+            process.terminate()
+            pytest.fail(f"`gateway run` never got ready:\n{process.communicate(timeout=30)[0]}")
+        children = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) == 4  # embedded redis, worker, scheduler, web
+        for offset in (1, 2):  # where the sandbox and the demo site would be
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{unused_port_block + offset}/", timeout=2)
+        time.sleep(1.0)  # the supervisor announces the URLs after its health poll
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    said = [line for line in output.splitlines() if "development tools" in line]
+    assert said == [
+        "Not installed: the sandbox timebank and the demo site (development tools); starting "
+        "the gateway without them. To add the development tools, in a clone of the repository: "
+        "`make run` (which installs them) or `pip install -e ./devtools`."
+    ]
+    assert "Gateway ready at" in output
+    assert "Sandbox timebank at" not in output
+    assert "Demo site at" not in output

@@ -50,6 +50,19 @@ def test_every_dependency_is_locked_at_a_version_pyproject_allows(lock, extras):
     assert not missing, f"{lock.name} is out of date, run `make lock`: {missing}"
 
 
+def test_the_development_tools_need_nothing_the_dev_lock_lacks():
+    # `make` installs devtools/ with --no-deps: what it imports must come from the dev lock.
+    devtools = tomllib.loads((ROOT / "devtools" / "pyproject.toml").read_text())["project"]
+    wanted = [
+        line
+        for line in devtools["dependencies"]
+        if canonicalize_name(Requirement(line).name) != canonicalize_name(_project()["name"])
+    ]
+    assert wanted, "devtools/pyproject.toml names what it imports"
+    missing = _unlocked(wanted, _pins(DEV_LOCK))
+    assert not missing, f"add them to pyproject.toml's dev extra and run `make lock`: {missing}"
+
+
 def test_the_runtime_lock_pins_what_ci_tests():
     dev = _pins(DEV_LOCK)
     runtime = _pins(RUNTIME_LOCK)

@@ -185,8 +185,8 @@ def test_hsts_in_production_only(make_app, tmp_path):
 
 
 def test_the_development_tools_refuse_framing(tmp_path):
-    from gateway.demo_site.app import create_demo_app
-    from gateway.sandbox import create_sandbox_app
+    from gateway_demo_site.app import create_demo_app
+    from gateway_sandbox import create_sandbox_app
 
     sandbox = create_sandbox_app({"SANDBOX_DATA_DIR": str(tmp_path / "sandbox")})
     demo = create_demo_app("http://127.0.0.1:1", "demo", "secret", "http://127.0.0.1:2")

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.auth.grants import end_member_grants
+from gateway.callbacks.erasure import scrub_member_events
 from gateway.db import db, utcnow
 from gateway.federation import consent
 from gateway.federation.models import Consent, Platform, PlatformLink
@@ -183,7 +184,8 @@ def erase_member(member: Member) -> list[Platform]:
     append-only, so postings keep their member id but no longer name anyone. Every timebank
     the member joined gets an ``erase_member`` row (one they linked themselves: the link is
     revoked, the account stays theirs), consents are withdrawn (their records are kept, as
-    proof of what was agreed), and every login, token and consent to an app ends.
+    proof of what was agreed), every login, token and consent to an app ends, and the
+    partners' settled events that name the member lose their bodies.
     """
     if member.status == "erased":
         raise MemberError("member", "data.erase.already")
@@ -208,6 +210,7 @@ def erase_member(member: Member) -> list[Platform]:
             reached.append(platform)
         consent.withdraw(member, platform)
     end_member_grants(member.id, forget_consents=True)
+    scrub_member_events(member.id)
     member.status = "erased"
     member.email = erased_address(member.id)
     member.display_name = erased_name(member.id)

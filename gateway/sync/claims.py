@@ -77,18 +77,6 @@ def claim_due(platform_id: str, limit: int, lease_seconds: float) -> list[Outbox
     return sorted(claimed, key=lambda item: order[item.id])
 
 
-def claim_one(outbox_id: str, lease_seconds: float) -> OutboxItem | None:
-    """Claim one due pending row by id (committed); None when it is not ours to run."""
-    now = utcnow()
-    claimed = db.session.scalar(
-        _LEASE_ROWS.where(OutboxItem.next_attempt_at <= now),
-        {"ids": [outbox_id], "lease_until": now + timedelta(seconds=lease_seconds)},
-        execution_options={"populate_existing": True, "synchronize_session": False},
-    )
-    db.session.commit()
-    return claimed
-
-
 def has_due(platform_id: str) -> bool:
     """Whether the platform has a row that could be claimed now."""
     found = db.session.scalar(

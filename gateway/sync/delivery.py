@@ -96,12 +96,9 @@ class Turn:
                     item,
                     f"depends on {item.depends_on_id}, which is {state}",
                     DEPENDENCY_FAILED,
-                    label="dependency failed",
                 )
             elif state in ("pending", "running"):
-                verdicts[item.id] = postponed(
-                    item, DEPENDENCY_WAIT_SECONDS, "waiting for dependency"
-                )
+                verdicts[item.id] = postponed(item, DEPENDENCY_WAIT_SECONDS)
         return verdicts
 
     def prepare(
@@ -124,7 +121,7 @@ class Turn:
                     continue
             except handlers.NotReady as exc:
                 # Our side is not ready (a registration still running): no attempt, no failure.
-                verdicts.append(postponed(item, exc.retry_after or 2.0, "not ready"))
+                verdicts.append(postponed(item, exc.retry_after or 2.0))
                 continue
             except Exception as exc:  # noqa: BLE001 - the row fails, the batch goes on
                 verdict = self._failed(item, exc)

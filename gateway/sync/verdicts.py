@@ -28,14 +28,12 @@ class Verdict:
 
     ``outcome`` is what ``sync_attempts`` records (ok, retry, throttled, dead, conflict); None
     means the turn was no attempt at all. ``counted`` False gives the claim's attempt back (no
-    attempt, or a throttled one). ``label`` says in a word what happened (the single-row job
-    returns it).
+    attempt, or a throttled one).
     """
 
     item_id: str
     platform_id: str
     state: str
-    label: str
     outcome: str | None = None
     error: str | None = None
     code: str | None = None
@@ -48,9 +46,9 @@ class Verdict:
     platform_up: bool | None = None
 
 
-def postponed(item: OutboxItem, delay: float, label: str) -> Verdict:
+def postponed(item: OutboxItem, delay: float) -> Verdict:
     """Back to pending in ``delay`` seconds; not an attempt."""
-    return Verdict(item.id, item.platform_id, "pending", label, retry_in=delay, counted=False)
+    return Verdict(item.id, item.platform_id, "pending", retry_in=delay, counted=False)
 
 
 def succeeded(item: OutboxItem, result: dict[str, Any], *, conflict: bool = False) -> Verdict:
@@ -59,23 +57,20 @@ def succeeded(item: OutboxItem, result: dict[str, Any], *, conflict: bool = Fals
         item.id,
         item.platform_id,
         "succeeded",
-        "conflict resolved" if conflict else "succeeded",
         outcome="conflict" if conflict else "ok",
         result=result,
         platform_up=True,
     )
 
 
-def dead(item: OutboxItem, error: str, code: str, label: str = "dead") -> Verdict:
+def dead(item: OutboxItem, error: str, code: str) -> Verdict:
     """A dead letter: no more attempts."""
-    return Verdict(item.id, item.platform_id, "dead", label, outcome="dead", error=error, code=code)
+    return Verdict(item.id, item.platform_id, "dead", outcome="dead", error=error, code=code)
 
 
 def skipped(item: OutboxItem, reason: str, code: str) -> Verdict:
     """Skipped without a call (a reversal whose transfer was skipped): no attempt."""
-    return Verdict(
-        item.id, item.platform_id, "skipped", "skipped", error=reason, code=code, counted=False
-    )
+    return Verdict(item.id, item.platform_id, "skipped", error=reason, code=code, counted=False)
 
 
 def failed(item: OutboxItem, error: Exception, policy: RetryPolicy) -> Verdict:
@@ -93,7 +88,6 @@ def failed(item: OutboxItem, error: Exception, policy: RetryPolicy) -> Verdict:
             item.id,
             item.platform_id,
             "pending",
-            "throttled",
             outcome="throttled",
             error=str(error),
             code="throttled",
@@ -112,7 +106,6 @@ def failed(item: OutboxItem, error: Exception, policy: RetryPolicy) -> Verdict:
             item.id,
             item.platform_id,
             "pending",
-            "retry",
             outcome="retry",
             error=str(error),
             code=code,

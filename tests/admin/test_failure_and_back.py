@@ -15,8 +15,8 @@ from gateway.federation import consent
 from gateway.federation.platforms import add_platform
 from gateway.jobs import make_worker
 from gateway.members.models import Member
-from gateway.sandbox import SandboxServer, create_sandbox_app
 from gateway.sync.models import OutboxItem
+from gateway_sandbox import SandboxServer, create_sandbox_app
 from tests.auth.oidc_helpers import log_in
 from tests.factories import bearer_headers, create_member
 from tests.live import LiveServer

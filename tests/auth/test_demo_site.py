@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from gateway.auth.models import OAuthClient
 from gateway.cli import main
 from gateway.db import db, utcnow
-from gateway.demo_site.app import balance_sentence, create_demo_app
 from gateway.devsetup import DEMO_CLIENT_ID, ensure_demo_client
 from gateway.ledger import services as ledger
+from gateway_demo_site.app import balance_sentence, create_demo_app
 from tests.auth.oidc_helpers import query
 from tests.factories import create_member
 from tests.live import LiveServer, browser_login, follow_until

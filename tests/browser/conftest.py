@@ -137,10 +137,10 @@ def journey_world(
     browser test costs. Its own database and an emptied Redis, as every test has."""
     from gateway import create_app
     from gateway.db import db
-    from gateway.demo_site.app import create_demo_app
     from gateway.devsetup import DEMO_CLIENT_ID, SANDBOX_CREDENTIALS, ensure_demo_client
     from gateway.federation.platforms import add_platform
-    from gateway.sandbox import SandboxServer, create_sandbox_app
+    from gateway_demo_site.app import create_demo_app
+    from gateway_sandbox import SandboxServer, create_sandbox_app
     from tests.conftest import TEST_SECRET, _empty_tables
     from tests.live import LiveServer
 

@@ -20,8 +20,8 @@ from gateway.federation import consent
 from gateway.federation.platforms import add_platform
 from gateway.jobs import make_worker
 from gateway.members.models import Member
-from gateway.sandbox import SandboxServer, create_sandbox_app
 from gateway.sync.models import OutboxItem, ReconciliationDifference, ReconciliationRun
+from gateway_sandbox import SandboxServer, create_sandbox_app
 from tests.factories import create_member
 from tests.live import LiveServer
 

@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import pytest
 
 from gateway.db import db, utcnow
-from gateway.demo_site.app import SCOPE, create_demo_app
 from gateway.devsetup import DEMO_CLIENT_ID, ensure_demo_client
 from gateway.federation.platforms import add_platform
+from gateway_demo_site.app import SCOPE, create_demo_app
 from tests.factories import create_client, create_member
 from tests.live import LiveServer
 from tests.members.helpers import deliver_mail, text_of

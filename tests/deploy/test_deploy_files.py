@@ -34,6 +34,13 @@ def test_compose_file_matches_the_compose_specification():
         services
     )
     assert services["worker"]["deploy"]["replicas"] >= 2
+    # The sandbox has no real security: its own image, and only when asked for by profile.
+    assert services["sandbox"]["build"]["dockerfile"] == "deploy/sandbox.Dockerfile"
+    assert services["sandbox"]["profiles"] == ["sandbox"]
+    gateway_services = {"web", "worker", "scheduler", "migrate"}
+    assert {services[name]["build"]["dockerfile"] for name in gateway_services} == {
+        "deploy/Dockerfile"
+    }
 
 
 def test_a_broken_compose_file_is_caught():

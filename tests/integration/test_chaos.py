@@ -39,10 +39,10 @@ from gateway.devsetup import SANDBOX_CREDENTIALS, ensure_sandbox_platform
 from gateway.federation.models import PlatformLink
 from gateway.ledger import services as ledger
 from gateway.ledger.models import Transaction
-from gateway.sandbox.app import create_sandbox_app
-from gateway.sandbox.server import SandboxServer
 from gateway.sync.models import OutboxItem, ReconciliationRun
 from gateway.sync.outbox import record_effect
+from gateway_sandbox.app import create_sandbox_app
+from gateway_sandbox.server import SandboxServer
 from tests.factories import create_member
 from tests.integration.chaos_harness import (
     GatewayProcesses,

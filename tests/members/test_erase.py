@@ -4,6 +4,7 @@ from the operators' CLI."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
@@ -485,3 +486,54 @@ def _outbox_states(app, kind: str) -> list[tuple[str, str]]:
     with app.app_context():
         rows = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == kind))
         return sorted((row.state, row.platform_id) for row in rows)
+
+
+# -- the callback inbox -------------------------------------------------------------------------
+
+
+def test_erasing_scrubs_the_partners_events_that_name_the_member(app, anna):
+    from gateway.callbacks.erasure import ERASED_REASON
+    from gateway.callbacks.models import InboxEvent
+    from gateway.members.accounts import erase_member
+
+    def event(platform, webhook_id, state, data):
+        body = {"id": webhook_id, "type": "member.updated", "data": data}
+        db.session.add(
+            InboxEvent(
+                platform_id=platform.id,
+                webhook_id=webhook_id,
+                event_type="member.updated",
+                headers={"webhook-id": webhook_id, "webhook-signature": "v1,x"},
+                body=json.dumps(body),
+                state=state,
+            )
+        )
+
+    with app.app_context():
+        tr = _platform("tr", anna)
+        event(tr, "e-profile", "processed", {"id": "m-tr", "display_name": "Anna Rossi"})
+        event(tr, "e-paid", "processed", {"payer_wallet_id": "w-tr", "description": "Anna's"})
+        event(tr, "e-parked", "parked", {"payee_wallet_id": "w-tr", "description": "to Anna"})
+        event(tr, "e-waiting", "received", {"payee_wallet_id": "w-tr", "description": "now"})
+        event(tr, "e-other", "processed", {"payer_wallet_id": "w-tr2", "description": "Bruno"})
+        db.session.commit()
+        erase_member(db.session.get(Member, anna.id))
+        db.session.commit()
+        rows = {e.webhook_id: e for e in db.session.scalars(select(InboxEvent))}
+
+        for webhook_id in ("e-profile", "e-paid", "e-parked"):
+            row = rows[webhook_id]
+            for personal in ("Anna", "w-tr", "m-tr"):
+                assert personal not in row.body
+            assert json.loads(row.body) == {
+                "id": webhook_id,
+                "type": "member.updated",
+                "erased": True,
+            }
+            assert row.headers == {}
+            assert row.parked_reason == ERASED_REASON
+        assert rows["e-parked"].state == "ignored"
+        assert rows["e-profile"].state == "processed"
+        # Still to be applied: it needs its body; another member's event is theirs.
+        assert "w-tr" in rows["e-waiting"].body
+        assert "Bruno" in rows["e-other"].body

@@ -16,9 +16,9 @@ from gateway.devsetup import SANDBOX_CREDENTIALS
 from gateway.federation.models import Consent, Platform, PlatformLink
 from gateway.federation.platforms import add_platform
 from gateway.i18n import gettext
-from gateway.sandbox import SandboxServer, create_sandbox_app
 from gateway.sync.models import OutboxItem
 from gateway.sync.remote import connector_for
+from gateway_sandbox import SandboxServer, create_sandbox_app
 from tests.auth.oidc_helpers import log_in
 from tests.factories import create_member
 from tests.members.helpers import csrf, deliver_mail, text_of

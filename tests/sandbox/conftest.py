@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from connectors.interface import PlatformConfig
 from connectors.timerepublik import TimeRepublikConnector
-from gateway.sandbox import SandboxServer, create_sandbox_app
+from gateway_sandbox import SandboxServer, create_sandbox_app
 from tests.connectors.contract import partner_api
 
 CLIENT_ID = "gateway"

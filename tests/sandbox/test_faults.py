@@ -94,7 +94,7 @@ def test_faults_from_the_environment(tmp_path):
 
 def test_a_bad_environment_value_is_one_sentence(tmp_path):
     from gateway.config import ConfigError
-    from gateway.sandbox import create_sandbox_app
+    from gateway_sandbox import create_sandbox_app
 
     with pytest.raises(ConfigError, match="error_rate must be between 0 and 1"):
         create_sandbox_app({"SANDBOX_DATA_DIR": str(tmp_path), "SANDBOX_ERROR_RATE": "5"})

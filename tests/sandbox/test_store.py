@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from gateway.sandbox.store import POOL_SIZE, Store
+from gateway_sandbox.store import POOL_SIZE, Store
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from connectors.errors import PermanentError
 from connectors.interface import MemberData, TransferData
-from gateway.sandbox.webhooks import new_secret, sign
+from gateway_sandbox.webhooks import new_secret, sign
 from tests.sandbox.conftest import wait_for
 
 ADA = MemberData("m-1", "ada@example.org", "Ada")

@@ -17,11 +17,11 @@ from connectors.timerepublik import TimeRepublikConnector
 from gateway.db import db, utcnow
 from gateway.devsetup import SANDBOX_CREDENTIALS
 from gateway.federation.models import Platform, PlatformLink
-from gateway.sandbox.app import create_sandbox_app
-from gateway.sandbox.server import SandboxServer
 from gateway.sync.drain import drain
 from gateway.sync.models import OutboxItem
 from gateway.sync.outbox import record_effect
+from gateway_sandbox.app import create_sandbox_app
+from gateway_sandbox.server import SandboxServer
 from tests.factories import create_member
 
 # Drain rounds before a test calls the outbox stuck: each round makes every pending row due.

@@ -29,8 +29,8 @@ from flask import (
 )
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from gateway.sandbox.problems import SandboxProblem
-from gateway.sandbox.store import Store
+from gateway_sandbox.problems import SandboxProblem
+from gateway_sandbox.store import Store
 
 __all__ = ["PARTNER_SCOPES", "Caller", "bp", "hash_secret", "require_token"]
 

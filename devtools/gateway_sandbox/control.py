@@ -9,10 +9,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.sandbox import timebank
-from gateway.sandbox.faults import Faults, injected_faults, load_faults, save_faults
-from gateway.sandbox.problems import SandboxProblem
-from gateway.sandbox.webhooks import retry_schedule
+from gateway_sandbox import timebank
+from gateway_sandbox.faults import Faults, injected_faults, load_faults, save_faults
+from gateway_sandbox.problems import SandboxProblem
+from gateway_sandbox.webhooks import retry_schedule
 
 __all__ = ["bp", "reset", "seed"]
 

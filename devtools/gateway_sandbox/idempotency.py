@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Response, current_app, request
 
-from gateway.sandbox.problems import PROBLEM_JSON, SandboxProblem
+from gateway_sandbox.problems import PROBLEM_JSON, SandboxProblem
 
 __all__ = ["KEY_TTL_SECONDS", "idempotent"]
 

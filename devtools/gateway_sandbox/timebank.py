@@ -22,9 +22,9 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from gateway.sandbox.faults import Faults
-from gateway.sandbox.problems import SandboxProblem
-from gateway.sandbox.webhooks import enqueue_event
+from gateway_sandbox.faults import Faults
+from gateway_sandbox.problems import SandboxProblem
+from gateway_sandbox.webhooks import enqueue_event
 
 __all__ = [
     "create_native_member",

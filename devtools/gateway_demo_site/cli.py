@@ -8,7 +8,7 @@ import click
 from werkzeug.serving import make_server
 
 from gateway.commands import fail
-from gateway.sandbox.server import is_loopback
+from gateway_sandbox.server import is_loopback
 
 SECRET_VARIABLE = "DEMO_SITE_CLIENT_SECRET"  # noqa: S105 - the variable's name
 
@@ -24,7 +24,7 @@ def demo_site_command(host: str, port: int, gateway_url: str | None, client_id: 
     The client secret comes from DEMO_SITE_CLIENT_SECRET (never a command-line argument,
     which other users of the machine could read).
     """
-    from gateway.demo_site.app import create_demo_app
+    from gateway_demo_site.app import create_demo_app
 
     secret = os.environ.get(SECRET_VARIABLE)
     if not secret:

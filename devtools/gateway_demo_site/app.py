@@ -15,7 +15,10 @@ the member's login at the gateway usually completes without a form.
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -24,12 +27,28 @@ from flask import Flask, abort, redirect, render_template, request, session, url
 from werkzeug.wrappers import Response
 
 from gateway import security_headers
-from gateway.i18n import LOCALES, gettext
+from gateway.devsetup import DEMO_SCOPE
+from gateway.i18n import LOCALES
 from gateway.members.hours_format import format_minutes
 
-SCOPE = "openid profile email offline_access hours:read"
+SCOPE = DEMO_SCOPE  # what `gateway run` registers the site's client for
 # What the site keeps of a token response: enough to call the API and to refresh.
 _TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "expires_at")
+
+
+@cache
+def _catalog() -> dict[str, dict[str, str]]:
+    # The site's own words, in the gateway's catalog format: they ship with the site, not with
+    # the gateway.
+    path = Path(__file__).with_name("translations") / "demo.json"
+    catalog: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+    return catalog
+
+
+def gettext(key: str, locale: str, **values: object) -> str:
+    """The site's text for ``key`` in ``locale``; an unknown key raises, as the gateway's does."""
+    text = _catalog()[key][locale]
+    return text.format(**values) if values else text
 
 
 def _locale() -> str:
@@ -53,7 +72,7 @@ def balance_sentence(minutes: int, locale: str) -> str:
 
 def create_demo_app(gateway_url: str, client_id: str, client_secret: str, public_url: str) -> Flask:
     """The demo relying party for the gateway at ``gateway_url``, served at ``public_url``."""
-    app = Flask(__name__, template_folder="../templates/demo")
+    app = Flask(__name__, template_folder="templates")
     app.config.update(
         SECRET_KEY=secrets.token_urlsafe(32),
         SESSION_COOKIE_NAME="demo_site_session",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import ConfigError, env_number
-from gateway.sandbox.faults import Faults
+from gateway_sandbox.faults import Faults
 
 __all__ = ["DEFAULT_CLIENT_SECRET", "LOOPBACK_HOSTS", "load_sandbox_settings"]
 

@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.sandbox import timebank
-from gateway.sandbox.faults import Faults, load_faults
-from gateway.sandbox.idempotency import idempotent
-from gateway.sandbox.oauth import require_token
-from gateway.sandbox.problems import SandboxProblem
-from gateway.sandbox.webhooks import new_secret, secret_bytes
+from gateway_sandbox import timebank
+from gateway_sandbox.faults import Faults, load_faults
+from gateway_sandbox.idempotency import idempotent
+from gateway_sandbox.oauth import require_token
+from gateway_sandbox.problems import SandboxProblem
+from gateway_sandbox.webhooks import new_secret, secret_bytes
 
 __all__ = ["bp"]
 

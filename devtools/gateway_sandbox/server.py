@@ -91,8 +91,8 @@ def serve(host: str, port: int, config: dict[str, Any] | None = None) -> None:
     request may sleep for its latency), keeping connections alive as partners' servers do. A
     simulated partner that costs little CPU leaves the machine to what a benchmark measures.
     """
-    from gateway.sandbox.app import create_sandbox_app
     from gateway.web_server import run_gunicorn
+    from gateway_sandbox.app import create_sandbox_app
 
     app = create_sandbox_app(config)
     if not is_loopback(host):

@@ -23,8 +23,8 @@ from typing import Any
 
 import requests
 
-from gateway.sandbox.faults import Faults, count_fault, load_faults
-from gateway.sandbox.store import Store
+from gateway_sandbox.faults import Faults, count_fault, load_faults
+from gateway_sandbox.store import Store
 
 __all__ = ["Dispatcher", "enqueue_event", "new_secret", "retry_schedule", "sign"]
 

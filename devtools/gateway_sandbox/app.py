@@ -12,13 +12,13 @@ from typing import Any
 from flask import Flask
 
 from gateway import security_headers
-from gateway.sandbox import problems
-from gateway.sandbox.faults import FaultMiddleware, save_faults
-from gateway.sandbox.oauth import hash_secret
-from gateway.sandbox.settings import DEFAULT_CLIENT_SECRET, load_sandbox_settings
-from gateway.sandbox.store import Store
-from gateway.sandbox.timebank import now_iso
-from gateway.sandbox.webhooks import Dispatcher
+from gateway_sandbox import problems
+from gateway_sandbox.faults import FaultMiddleware, save_faults
+from gateway_sandbox.oauth import hash_secret
+from gateway_sandbox.settings import DEFAULT_CLIENT_SECRET, load_sandbox_settings
+from gateway_sandbox.store import Store
+from gateway_sandbox.timebank import now_iso
+from gateway_sandbox.webhooks import Dispatcher
 
 __all__ = ["CLEARING_CREDIT_LIMIT", "Sandbox", "create_sandbox_app"]
 
@@ -79,7 +79,7 @@ def create_sandbox_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     problems.init_app(app)
     security_headers.init_basic_app(app)
-    from gateway.sandbox import api, control, oauth
+    from gateway_sandbox import api, control, oauth
 
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
