@@ -73,6 +73,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     subscribers.connect()
 
+    from gateway.webhooks import events as webhook_events
+
+    webhook_events.connect()
+
     from gateway.cli import register_flask_commands
 
     register_flask_commands(app)

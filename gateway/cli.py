@@ -16,6 +16,7 @@ from gateway.federation.cli import platforms_group
 from gateway.members.cli import members_group
 from gateway.preflight import StartupError
 from gateway.sync.cli import outbox_group, reconcile_command
+from gateway.webhooks.cli import webhooks_group
 
 
 class GatewayGroup(click.Group):
@@ -156,6 +157,7 @@ main.add_command(keys_group)
 main.add_command(members_group)
 main.add_command(outbox_group)
 main.add_command(reconcile_command)
+main.add_command(webhooks_group)
 
 
 def register_flask_commands(app: Flask) -> None:

@@ -219,6 +219,16 @@ def load_settings(
         "SYNC_MAX_ATTEMPTS": _int(environ, "SYNC_MAX_ATTEMPTS", 8, minimum=1),
         "SYNC_BACKOFF_BASE_SECONDS": env_number(environ, "SYNC_BACKOFF_BASE_SECONDS", 2.0, 0.01),
         "SYNC_BACKOFF_CAP_SECONDS": env_number(environ, "SYNC_BACKOFF_CAP_SECONDS", 600.0, 0.01),
+        # Webhook receivers get a longer budget than partners: about five hours of backoff
+        # (full jitter, an hour at most between tries) before an event is a dead letter.
+        "WEBHOOK_MAX_ATTEMPTS": _int(environ, "WEBHOOK_MAX_ATTEMPTS", 20, minimum=1),
+        "WEBHOOK_BACKOFF_CAP_SECONDS": env_number(
+            environ, "WEBHOOK_BACKOFF_CAP_SECONDS", 3600.0, 0.01
+        ),
+        "WEBHOOK_TIMEOUT_SECONDS": env_number(environ, "WEBHOOK_TIMEOUT_SECONDS", 10.0, 0.1),
+        "WEBHOOK_ROTATION_GRACE_SECONDS": _int(
+            environ, "WEBHOOK_ROTATION_GRACE_SECONDS", 24 * 3600, minimum=0
+        ),
         "RECONCILE_INTERVAL_SECONDS": _int(environ, "RECONCILE_INTERVAL_SECONDS", 900, minimum=10),
         "SYNC_SWEEP_INTERVAL_SECONDS": _int(environ, "SYNC_SWEEP_INTERVAL_SECONDS", 10, minimum=1),
         "CALLBACK_SWEEP_INTERVAL_SECONDS": _int(

@@ -9,6 +9,7 @@ from gateway.federation import models as federation_models
 from gateway.ledger import models as ledger_models
 from gateway.members import models as member_models
 from gateway.sync import models as sync_models
+from gateway.webhooks import models as webhook_models
 
 # Each domain adds its model module here when it gains tables.
 MODEL_MODULES = (
@@ -20,6 +21,7 @@ MODEL_MODULES = (
     ledger_models,
     member_models,
     sync_models,
+    webhook_models,
 )
 
 metadata = Base.metadata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from schemas.vocabulary import INBOX_STATES, OUTBOX_KINDS, OUTBOX_STATES
+from schemas.vocabulary import INBOX_STATES, OUTBOX_KINDS, OUTBOX_STATES, WEBHOOK_EVENT_TYPES
 
 # The outbox list's tabs: what an operator looks for, not the raw state column.
 OUTBOX_TABS = ("failing", "dead", "pending", "succeeded", "skipped", "all")
@@ -97,3 +97,21 @@ class ReasonBody(Schema):
 
 class SkipBody(ReasonBody):
     """Why an item is skipped."""
+
+
+class WebhookBody(Schema):
+    """A new webhook subscription: where, which events, and a note for operators."""
+
+    url = fields.String(required=True, validate=validate.Length(1, 500))
+    events = fields.List(
+        fields.String(validate=validate.OneOf(WEBHOOK_EVENT_TYPES)),
+        required=True,
+        validate=validate.Length(min=1, error="Name at least one event type."),
+    )
+    description = fields.String(load_default="", validate=validate.Length(0, 200))
+
+
+class RotateBody(Schema):
+    """A secret rotation: how long the current secret keeps signing beside the new one."""
+
+    grace_seconds = fields.Integer(load_default=None, validate=validate.Range(0, 30 * 86400))

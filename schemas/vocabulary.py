@@ -14,8 +14,22 @@ OUTBOX_KINDS = (
     "erase_member",
     "push_transfer",
     "reverse_transfer",
+    "event",  # a signed event for a webhook subscription (gateway.webhooks)
 )
 # pending: waiting for its first or next attempt; running: a job holds it;
 # succeeded / dead / skipped: final (dead = gave up or permanent error; skipped = by an operator).
 OUTBOX_STATES = ("pending", "running", "succeeded", "dead", "skipped")
 INBOX_STATES = ("received", "processed", "parked", "ignored", "failed")
+
+# The events the gateway pushes to webhook subscriptions, in the order the guide lists them.
+WEBHOOK_EVENT_TYPES = (
+    "member.created",
+    "member.verified",
+    "member.deleted",
+    "platform.linked",
+    "platform.unlinked",
+    "transaction.posted",
+    "transaction.imported",
+    "transaction.reversed",
+    "balance.changed",
+)

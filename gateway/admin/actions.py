@@ -151,6 +151,10 @@ def run_reconciliation(platform_id: str) -> str:
 
 def reconcile_now(actor: str, platform: Platform) -> str:
     """Queue a reconciliation of ``platform``; returns the job id."""
+    if not platform.is_timebank:
+        raise Problem(
+            409, "A webhook subscription has nothing to reconcile.", title="Cannot reconcile"
+        )
     _audit(actor, "platform.reconcile", "platform", platform.name)
     db.session.commit()
     try:

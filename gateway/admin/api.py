@@ -9,7 +9,9 @@ from marshmallow import Schema, ValidationError
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, api_admin
+from gateway.db import db
 from gateway.problems import Problem, ValidationProblem
+from gateway.webhooks import subscriptions as webhooks
 from schemas.admin import (
     ActivityQuery,
     AuditQuery,
@@ -18,8 +20,10 @@ from schemas.admin import (
     MemberQuery,
     OutboxQuery,
     ReasonBody,
+    RotateBody,
     RunQuery,
     SkipBody,
+    WebhookBody,
 )
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
@@ -233,3 +237,73 @@ def activity() -> Response:
     """Per-hour deliveries and sync lag, for the chart."""
     args = _load(ActivityQuery(), request.args)
     return jsonify({"items": queries.activity(args["hours"], args["platform"])})
+
+
+def _webhook_problem(error: webhooks.WebhookError) -> Problem:
+    if error.field == "id":
+        return Problem(404, str(error), title="Not found")
+    if error.field is None:
+        return Problem(409, str(error), title="Conflict")
+    return ValidationProblem({error.field: [str(error)]}, detail=str(error))
+
+
+def _subscription(subscription_id: str) -> webhooks.Subscription:
+    try:
+        return webhooks.get_subscription(subscription_id)
+    except webhooks.WebhookError as error:
+        raise _webhook_problem(error) from None
+
+
+@bp.get("/webhooks")
+@api_admin
+def webhook_list() -> Response:
+    """Every webhook subscription (secrets only as their last characters)."""
+    return jsonify({"items": [webhooks.describe(s) for s in webhooks.list_subscriptions()]})
+
+
+@bp.post("/webhooks")
+@api_admin
+def webhook_add() -> tuple[Response, int]:
+    """Subscribe a URL to events; the answer holds the signing secret, shown this once."""
+    body = _load(WebhookBody(), request.get_json(silent=True))
+    try:
+        subscription, secret = webhooks.add_subscription(
+            actor(), body["url"], body["events"], body["description"]
+        )
+    except webhooks.WebhookError as error:
+        raise _webhook_problem(error) from None
+    db.session.commit()
+    return jsonify(webhooks.describe(subscription, secret)), 201
+
+
+@bp.get("/webhooks/<subscription_id>")
+@api_admin
+def webhook(subscription_id: str) -> Response:
+    """One subscription."""
+    return jsonify(webhooks.describe(_subscription(subscription_id)))
+
+
+@bp.post("/webhooks/<subscription_id>/disable")
+@api_admin
+def webhook_disable(subscription_id: str) -> Response:
+    """Stop sending to a subscription; its unsent events are skipped."""
+    subscription = _subscription(subscription_id)
+    try:
+        skipped = webhooks.disable_subscription(actor(), subscription)
+    except webhooks.WebhookError as error:
+        raise _webhook_problem(error) from None
+    db.session.commit()
+    return jsonify(webhooks.describe(subscription) | {"events_skipped": skipped})
+
+
+@bp.post("/webhooks/<subscription_id>/secrets/rotate")
+@api_admin
+def webhook_rotate(subscription_id: str) -> Response:
+    """A new signing secret (shown this once); the current one signs beside it for a while."""
+    body = _load(RotateBody(), request.get_json(silent=True))
+    subscription = _subscription(subscription_id)
+    secret, until = webhooks.rotate_secret(actor(), subscription, body["grace_seconds"])
+    db.session.commit()
+    return jsonify(
+        webhooks.describe(subscription, secret) | {"previous_signs_until": until.isoformat()}
+    )

@@ -22,6 +22,7 @@ from marshmallow import Schema
 from gateway.auth.scopes import SCOPES
 from schemas import ledger as ledger_schemas
 from schemas.common import ProblemSchema
+from schemas.webhooks import EVENT_SCHEMAS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -194,6 +195,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
             },
             schema=schema,
         )
+    for event_schema in EVENT_SCHEMAS.values():
+        spec.components.schema(
+            resolver(event_schema),
+            component={"description": (event_schema.__doc__ or "").strip()},
+            schema=event_schema,
+        )
     rules = sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint))
     for rule in rules:
         view = app.view_functions.get(rule.endpoint)
@@ -208,13 +215,65 @@ def build_spec(app: Flask) -> dict[str, Any]:
             operations={m.lower(): _operation_dict(rule.endpoint, op, path_args) for m in methods},
         )
     document = spec.to_dict()
+    document["webhooks"] = _webhooks()
     document["tags"] = [
         {"name": "Members", "description": "The member a token acts for."},
         {"name": "Accounts", "description": "Balances and statements."},
         {"name": "Transactions", "description": "Posting and reversing hours."},
         {"name": "Organizations", "description": "Cooperatives and companies (admin)."},
+        {"name": "Events", "description": "What the gateway POSTs to webhook subscriptions."},
     ]
     return document
+
+
+_WEBHOOK_HEADERS = {
+    "webhook-id": "The event's `id`: the same on every retry (deduplicate on it).",
+    "webhook-timestamp": "Seconds since the epoch when this attempt was signed; refuse one "
+    "more than five minutes away from your clock.",
+    "webhook-signature": "Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one "
+    "per secret that signs now (two while a secret is being rotated); any one matching is "
+    "enough.",
+}
+
+
+def _webhooks() -> dict[str, Any]:
+    """OpenAPI 3.1 ``webhooks``: what the gateway POSTs to a subscription, per event type."""
+    answers = (
+        "Any 2xx takes the event. 429 (with Retry-After), 408, 5xx, timeouts and refused "
+        "connections are retried with backoff for hours; another 4xx ends the event as a dead "
+        "letter an operator sees. Redirects are not followed."
+    )
+    return {
+        event_type: {
+            "post": {
+                "summary": (schema.__doc__ or "").strip(),
+                "description": "Signed as Standard Webhooks with the subscription's secret "
+                "(`gateway webhooks add`). A member's events arrive in the order they happened.",
+                "operationId": "event_" + event_type.replace(".", "_"),
+                "tags": ["Events"],
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "required": True,
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in _WEBHOOK_HEADERS.items()
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{resolver(schema)}"}
+                        }
+                    },
+                },
+                "responses": {"2XX": {"description": answers}},
+            }
+        }
+        for event_type, schema in EVENT_SCHEMAS.items()
+    }
 
 
 def spec_of(app: Flask) -> dict[str, Any]:

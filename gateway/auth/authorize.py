@@ -37,7 +37,7 @@ from gateway.auth.session import (
     logout_member,
 )
 from gateway.db import db
-from gateway.federation.models import Consent, Platform
+from gateway.federation.models import Consent, Platform, is_timebank
 from gateway.i18n import gettext, remember_ui_locales
 from gateway.members.models import Member
 from gateway.members.site import remember_site
@@ -105,7 +105,9 @@ def _offer_timebanks(member: Member) -> bool:
     )
     if has_choice is not None:
         return False
-    enabled = db.session.scalar(select(Platform.id).where(Platform.enabled.is_(True)).limit(1))
+    enabled = db.session.scalar(
+        select(Platform.id).where(Platform.enabled.is_(True), is_timebank()).limit(1)
+    )
     if enabled is None:
         return False
     session["timebanks_offered"] = True

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from gateway.commands import fail, with_app
 from gateway.db import db
-from gateway.federation.models import Platform
+from gateway.federation.models import Platform, is_timebank
 from gateway.federation.platforms import (
     PlatformError,
     active_secrets,
@@ -129,8 +129,10 @@ def platforms_add(
 @platforms_group.command("list")
 @with_app(needs_redis=False)
 def platforms_list(app: Flask) -> None:
-    """List platforms."""
-    platforms = db.session.scalars(select(Platform).order_by(Platform.name)).all()
+    """List timebanks (webhook subscriptions: `gateway webhooks list`)."""
+    platforms = db.session.scalars(
+        select(Platform).where(is_timebank()).order_by(Platform.name)
+    ).all()
     if not platforms:
         click.echo("No platforms yet: add one with `gateway platforms add`.")
     for p in platforms:

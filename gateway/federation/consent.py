@@ -17,6 +17,7 @@ from gateway.federation.models import Consent, Platform, PlatformLink
 from gateway.members.models import Member
 from gateway.sync.models import OutboxItem
 from gateway.sync.outbox import record_effect
+from gateway.webhooks import events as webhook_events
 
 # What a timebank receives about the member, in the order the consent page lists it. The
 # register handler (gateway.sync.handlers.member_data) sends exactly these.
@@ -145,6 +146,7 @@ def withdraw(member: Member, platform: Platform) -> None:
     if link is None or link.state in ("erasing", "erased"):
         return
     link.state = "erasing"
+    webhook_events.platform_unlinked(member.id, platform)
     record_effect(
         platform_id=platform.id,
         kind="erase_member",

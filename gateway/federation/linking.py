@@ -19,6 +19,7 @@ from gateway.federation.models import Platform, PlatformLink
 from gateway.members.models import Member
 from gateway.sync.awaiting_link import link_activated
 from gateway.sync.remote import connector_for
+from gateway.webhooks import events as webhook_events
 
 
 class LinkingError(Refused):
@@ -99,5 +100,6 @@ def finish(
     link.linked_via = "oauth"
     record_consent(member, platform)
     link_activated(platform.id, remote.wallet_id)  # events that named its wallet apply now
+    webhook_events.platform_linked(member.id, platform, link.linked_via)
     db.session.commit()
     return link

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +25,10 @@ from gateway.db import Base, UTCDateTime, utcnow
 from gateway.members.models import new_id
 
 LINK_STATES = ("pending", "active", "erasing", "erased", "failed")
+# Webhook subscriptions ride the sync engine as platforms of this built-in connector (see
+# ``gateway.webhooks``). No entry point registers it, so no timebank can be added with it, and
+# building its connector fails loudly if a timebank path ever reaches such a platform.
+WEBHOOKS_CONNECTOR = "webhooks"
 
 
 class Platform(Base):
@@ -45,6 +50,11 @@ class Platform(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     @property
+    def is_timebank(self) -> bool:
+        """False for the platform behind a webhook subscription."""
+        return self.connector != WEBHOOKS_CONNECTOR
+
+    @property
     def credentials(self) -> dict[str, Any]:
         """Decrypted credentials (client id and secret, tokens): never log them."""
         return decrypt_json(self.credentials_encrypted) if self.credentials_encrypted else {}
@@ -54,8 +64,17 @@ class Platform(Base):
         self.credentials_encrypted = encrypt_json(value) if value else None
 
 
+def is_timebank() -> ColumnElement[bool]:
+    """Platforms that are timebanks, not the platform behind a webhook subscription."""
+    return Platform.connector != WEBHOOKS_CONNECTOR
+
+
 class WebhookSecret(Base):
-    """A secret that signs a platform's callbacks; several may be active while rotating."""
+    """A secret that signs a platform's callbacks; several may be active while rotating.
+
+    For a webhook subscription it is the secret that signs our events, and ``revoked_at`` may
+    lie in the future: a rotated secret keeps signing beside the new one until then.
+    """
 
     __tablename__ = "platform_webhook_secrets"
 

@@ -29,12 +29,13 @@ from connectors.interface import Connector, WebhookRegistration
 from gateway.auth.minting import MINTED, TOKEN_SOURCE_OPTION
 from gateway.callbacks.signature import SECRET_PREFIX, secret_key
 from gateway.db import db, utcnow
-from gateway.federation.models import Platform, WebhookSecret
+from gateway.federation.models import Platform, WebhookSecret, is_timebank
 
 _CACHE = "gateway.federation.callback_platforms"
 # Built once and run on the connection: the check runs on every callback, so it stays cheap.
+# A webhook subscription's platform receives no callbacks: its name answers as unknown.
 _VERSION = select(Platform.id, Platform.enabled, Platform.updated_at).where(
-    Platform.name == bindparam("name")
+    Platform.name == bindparam("name"), is_timebank()
 )
 
 
@@ -43,8 +44,8 @@ class PlatformError(Exception):
 
 
 def get_platform(name: str) -> Platform | None:
-    """The platform called ``name``."""
-    return db.session.scalar(select(Platform).where(Platform.name == name))
+    """The timebank called ``name`` (webhook subscriptions are managed as such)."""
+    return db.session.scalar(select(Platform).where(Platform.name == name, is_timebank()))
 
 
 @dataclass(frozen=True)

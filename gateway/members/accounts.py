@@ -16,6 +16,7 @@ from gateway.federation.models import Consent, Platform, PlatformLink
 from gateway.members.models import Member
 from gateway.members.passwords import hash_password, password_problem
 from gateway.sync.outbox import record_effect
+from gateway.webhooks import events as webhook_events
 from schemas.members import SKILLS
 
 # What the profile page may change, and which of it a timebank receives (SHARED_FIELDS).
@@ -72,6 +73,7 @@ def create_member(
     )
     db.session.add(member)
     db.session.flush()
+    webhook_events.member_created(member)
     return member
 
 
@@ -104,6 +106,7 @@ def mark_verified(member: Member) -> None:
     """The member proved they read mail at their address (not committed)."""
     if member.email_verified_at is None:
         member.email_verified_at = utcnow()
+        webhook_events.member_verified(member)
 
 
 def update_profile(member: Member, changes: dict[str, Any]) -> list[str]:
@@ -218,4 +221,5 @@ def erase_member(member: Member) -> list[Platform]:
     member.is_admin = False
     member.email_verified_at = None
     db.session.flush()
+    webhook_events.member_deleted(member.id)
     return reached

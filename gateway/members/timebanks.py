@@ -20,7 +20,7 @@ from connectors.errors import ConnectorError
 from gateway.auth.session import auth_time, current_session_member
 from gateway.db import db
 from gateway.federation import consent, linking
-from gateway.federation.models import Platform
+from gateway.federation.models import Platform, is_timebank
 from gateway.i18n import gettext
 from gateway.members.blueprint import bp, login_required, page, safe_next
 from gateway.members.models import Member
@@ -37,7 +37,7 @@ def _member() -> Member:
 
 
 def _platform(name: str) -> Platform:
-    platform = db.session.scalar(select(Platform).where(Platform.name == name))
+    platform = db.session.scalar(select(Platform).where(Platform.name == name, is_timebank()))
     if platform is None or not platform.enabled:
         abort(404)
     return platform
@@ -80,7 +80,7 @@ def timebanks() -> Response:
     member = _member()
     next_url = safe_next(request.args.get("next"))
     platforms = db.session.scalars(
-        select(Platform).where(Platform.enabled.is_(True)).order_by(Platform.name)
+        select(Platform).where(Platform.enabled.is_(True), is_timebank()).order_by(Platform.name)
     ).all()
     rows = []
     for platform in platforms:

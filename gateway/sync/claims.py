@@ -124,8 +124,9 @@ def follow_dependencies(outbox_ids: Iterable[str] | None = None) -> set[str]:
     """Bring rows that ended with their dependency back when it succeeded; return their platforms.
 
     A row that died or was skipped only because the row it depends on was dead or skipped goes
-    back to pending, with fresh attempts, once that row succeeded after all (an operator's retry,
-    reconciliation's revival or healing): a transfer delivered late still gets its reversal.
+    back to pending, with fresh attempts, once that row succeeded after all (an operator's
+    retry, reconciliation's revival or healing): a transfer delivered late still gets its
+    reversal. An event also comes back when the one it waited on was skipped.
     ``outbox_ids`` (rows that just succeeded) limits this to their dependents; None looks at
     every row (the sweeper's catch-all for rows changed outside a delivery).
     """
@@ -135,9 +136,14 @@ def follow_dependencies(outbox_ids: Iterable[str] | None = None) -> set[str]:
     ended_with_it = (
         (OutboxItem.state == "dead") & (OutboxItem.last_error_code == DEPENDENCY_FAILED)
     ) | ((OutboxItem.state == "skipped") & (OutboxItem.last_error_code == DEPENDENCY_SKIPPED))
+    # An event waits on the member's previous event only for order: one an operator skipped
+    # lets the next ones go as well as a delivered one does.
+    let_go = _dependency_is("succeeded", ids) | (
+        (OutboxItem.kind == "event") & _dependency_is("skipped", ids)
+    )
     revived = db.session.scalars(
         update(OutboxItem)
-        .where(ended_with_it, _dependency_is("succeeded", ids))
+        .where(ended_with_it, let_go)
         .values(
             state="pending",
             attempts=0,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from gateway.commands import fail, with_app
 from gateway.db import db
-from gateway.federation.models import Platform
+from gateway.federation.models import Platform, is_timebank
 from gateway.sync.models import OutboxItem
 
 
@@ -21,9 +21,10 @@ def reconcile_command(app: Flask, platform_name: str | None) -> None:
     """Reconcile platforms now: import, re-send, compare balances; print each report."""
     from gateway.sync.reconcile import reconcile_platform
 
-    query = select(Platform).where(Platform.enabled.is_(True))
+    # Webhook subscriptions have nothing to reconcile: only timebanks, even by name.
+    query = select(Platform).where(Platform.enabled.is_(True), is_timebank())
     if platform_name:
-        query = select(Platform).where(Platform.name == platform_name)
+        query = select(Platform).where(Platform.name == platform_name, is_timebank())
     platforms = db.session.scalars(query).all()
     if not platforms:
         fail(f"No platform named {platform_name!r}." if platform_name else "No enabled platform.")

@@ -85,6 +85,9 @@ class Turn:
         verdicts = {}
         for item in items:
             state = states.get(item.depends_on_id) if item.depends_on_id else None
+            if state == "skipped" and item.kind == "event":
+                # An event an operator gave up on only held the member's next ones in order.
+                continue
             if state == "skipped" and item.kind == "reverse_transfer":
                 # Neither the transfer nor its reversal: the platform's net is unchanged.
                 verdicts[item.id] = skipped(item, SKIPPED_WITH_ITS_TRANSFER, DEPENDENCY_SKIPPED)

@@ -37,7 +37,7 @@ from gateway.sync.dispatch import (
 from gateway.sync.limits import PREFIX as SLOTS_PREFIX
 from gateway.sync.limits import SLOT_LEASE_SECONDS, HeldSlots, platform_slots
 from gateway.sync.models import OutboxItem
-from gateway.sync.policy import current_policy
+from gateway.sync.policy import policy_for
 from gateway.sync.verdicts import Verdict, record
 
 MAX_THREADS = 8
@@ -96,7 +96,7 @@ class Drain:
             self.redis.delete(self.marker)
             wake(platform.id, wait_seconds)
             return "circuit open"
-        self.turn = Turn(platform, current_policy(), breaker)
+        self.turn = Turn(platform, policy_for(platform.connector), breaker)
         # Half-open: the single probe is one call; its success lets the next drain go full.
         wanted = 1 if probe else min(platform.max_concurrency, MAX_THREADS)
         holder = f"drain-{uuid.uuid4().hex}"

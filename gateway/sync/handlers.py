@@ -24,6 +24,7 @@ from gateway.sync.awaiting_link import link_activated
 from gateway.sync.models import OutboxItem
 from gateway.sync.references import transfer_reference
 from gateway.sync.remote import ConflictError, PermanentError, RetryableError, connector_for
+from gateway.webhooks import events as webhook_events
 
 
 class NotReady(RetryableError):
@@ -128,6 +129,7 @@ def _register(item: OutboxItem, platform: Platform, links: Links) -> Call:
         link.remote_wallet_id = remote.wallet_id
         link.state = "active"
         link_activated(platform.id, remote.wallet_id)
+        webhook_events.platform_linked(link.member_id, platform, link.linked_via)
         return {"remote_member_id": remote.id, "remote_wallet_id": remote.wallet_id}
 
     return Call(send=send, apply=apply)
@@ -235,12 +237,19 @@ def _reverse(item: OutboxItem, platform: Platform, links: Links) -> Call:
     )
 
 
+def _event(item: OutboxItem, platform: Platform, _links: Links) -> Call:
+    from gateway.webhooks.delivery import prepare_event  # the webhooks package builds on this
+
+    return prepare_event(item, platform)
+
+
 HANDLERS: dict[str, Callable[[OutboxItem, Platform, Links], Call]] = {
     "register_member": _register,
     "update_member": _update,
     "erase_member": _erase,
     "push_transfer": _push,
     "reverse_transfer": _reverse,
+    "event": _event,
 }
 
 

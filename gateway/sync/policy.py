@@ -39,3 +39,20 @@ def current_policy() -> RetryPolicy:
         cap_seconds=float(config.get("SYNC_BACKOFF_CAP_SECONDS", 600.0)),
         max_attempts=int(config.get("SYNC_MAX_ATTEMPTS", 8)),
     )
+
+
+def policy_for(connector: str) -> RetryPolicy:
+    """The policy for a platform of ``connector``: webhook receivers get their own budget.
+
+    A website's receiver down for an hour must still get every event (``gateway.webhooks``),
+    while a partner that fails for that long is better shown to an operator early.
+    """
+    policy = current_policy()
+    if connector != "webhooks":
+        return policy
+    config = current_app.config
+    return RetryPolicy(
+        base_seconds=policy.base_seconds,
+        cap_seconds=float(config.get("WEBHOOK_BACKOFF_CAP_SECONDS", 3600.0)),
+        max_attempts=int(config.get("WEBHOOK_MAX_ATTEMPTS", 20)),
+    )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from connectors.interface import Connector, RemoteTransfer
 from gateway.db import db, rows_affected, table_of, utcnow
-from gateway.federation.models import Platform, PlatformLink
+from gateway.federation.models import Platform, PlatformLink, is_timebank
 from gateway.jobs import task
 from gateway.sync import balances
 from gateway.sync.claims import DEPENDENCY_FAILED, follow_dependencies
@@ -254,7 +254,9 @@ def reconcile_platform(
 @task
 def reconcile_all(trigger: str = "schedule") -> dict[str, str]:
     """Reconcile every enabled platform (the scheduled job); returns each run's state."""
-    platforms = db.session.scalars(select(Platform).where(Platform.enabled.is_(True))).all()
+    platforms = db.session.scalars(
+        select(Platform).where(Platform.enabled.is_(True), is_timebank())
+    ).all()
     return {p.name: reconcile_platform(p.id, trigger=trigger).state for p in platforms}
 
 

@@ -49,6 +49,7 @@ def test_the_guide_has_snippets_for_every_step():
         "Idempotency-Key",
         "/reversal",
         "/members/",
+        "webhooks add",
     ):
         assert step in guide_script(), step
 
@@ -115,4 +116,6 @@ def test_the_guide_runs_from_registration_to_reversal(served_gateway, tmp_path):
     assert "insufficient_scope" in out
     assert 'scope="admin"' in out
     assert "Anna's balance after the reversal: -60 minutes" in out
+    # Step 9: the help exchange posted after subscribing arrives, verified by the library.
+    assert "received transaction.posted" in out
     assert "secret" not in result.stderr.lower()
