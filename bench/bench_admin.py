@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, select, text
 
@@ -235,6 +236,44 @@ def _paths(client) -> list[tuple[str, str]]:
     return [("page", p) for p in pages] + [("api", p) for p in apis]
 
 
+def explain(client, engine: Engine, path: str) -> None:
+    """Each statement ``path`` runs, with the database's own time for it.
+
+    Replays every statement under EXPLAIN (ANALYZE, BUFFERS) with its parameters: the
+    database's execution time, the buffers it touched and the plan's top node, which the
+    machine's load moves far less than a page's wall time."""
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        statements.append((statement, parameters))
+
+    client.get(path)  # warm-up, as measured
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        client.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    print(f"{path}: {len(statements)} statements")
+    total = 0.0
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                print(f"  (not a SELECT) {' '.join(statement.split())[:90]}")
+                continue
+            sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement
+            (plan,) = connection.exec_driver_sql(sql, parameters).scalar_one()
+            top = plan["Plan"]
+            total += plan["Execution Time"]
+            print(
+                f"  {plan['Execution Time']:8.2f} ms  plan {plan['Planning Time']:5.2f} ms"
+                f"  hit {top.get('Shared Hit Blocks', 0):6}"
+                f" read {top.get('Shared Read Blocks', 0):5}"
+                f"  {top['Node Type']:18} {' '.join(statement.split())[:100]}"
+            )
+        connection.rollback()
+    print(f"  {total:8.2f} ms executing in all")
+
+
 class StatementLog:
     """Counts the SQL statements an engine runs and the time spent waiting for them.
 
@@ -314,7 +353,12 @@ def run(outbox: int, callbacks: int, members: int, repeat: int, keep: bool = Fal
 
 
 def _run(
-    url: str, volumes: tuple[int, int, int] | None, repeat: int, *, migrate: bool = False
+    url: str,
+    volumes: tuple[int, int, int] | None,
+    repeat: int,
+    *,
+    migrate: bool = False,
+    explain_paths: list[str] | None = None,
 ) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-admin-") as tmp:
         own_redis = None
@@ -348,6 +392,10 @@ def _run(
                     )
                 client = app.test_client()
                 _log_in(client, operator)
+            if explain_paths:
+                for path in explain_paths:
+                    explain(client, app.extensions["db"].engine, path)
+                return 0.0
             log = StatementLog(app.extensions["db"].engine)
             load_before = os.getloadavg()
             results = measure(client, repeat, log)
@@ -390,11 +438,23 @@ def main() -> None:
     parser.add_argument(
         "--into", help="migrate this (existing) database, seed it unless seeded, and measure"
     )
+    parser.add_argument(
+        "--explain",
+        action="append",
+        metavar="PATH",
+        help="instead of timing, EXPLAIN ANALYZE each statement this page runs (repeatable)",
+    )
     args = parser.parse_args()
     if args.into:
         volumes = (args.outbox, args.callbacks, args.members)
         seeded = _seeded_already(args.into)
-        _run(args.into, None if seeded else volumes, args.repeat, migrate=True)
+        _run(
+            args.into,
+            None if seeded else volumes,
+            args.repeat,
+            migrate=True,
+            explain_paths=args.explain,
+        )
     elif args.seeded:
         _run(args.seeded, None, args.repeat)
     else:
