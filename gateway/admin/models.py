@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.callbacks.models import InboxEvent
 from gateway.db import Base, UTCDateTime, utcnow
-from gateway.members.models import new_id
+from gateway.members.models import Member, new_id
 from gateway.sync.models import OutboxItem, SyncAttempt
 
 
@@ -91,6 +91,17 @@ ADMIN_INDEXES = (
         OutboxItem.id,
         postgresql_where=text(ENDED_ROWS),
         sqlite_where=text(ENDED_ROWS),
+    ),
+    # Member search by any part of name, email or id (ILIKE/LIKE '%q%'): trigrams on
+    # PostgreSQL (pg_trgm, which the migration creates). SQLite has no trigrams: there it is
+    # a plain index the search does not use, on a table that changes rarely.
+    Index(
+        "ix_members_search_trgm",
+        Member.display_name,
+        Member.email,
+        Member.id,
+        postgresql_using="gin",
+        postgresql_ops={c: "gin_trgm_ops" for c in ("display_name", "email", "id")},
     ),
     # Failed attempts by time (the chart's failures per hour): a few among every attempt.
     Index(

@@ -647,7 +647,8 @@ def member_search(q: str, limit: int = 50) -> list[dict[str, Any]]:
         select(Member)
         .where(
             or_(
-                func.lower(Member.display_name).like(pattern),
+                # ILIKE rather than lower(): PostgreSQL's trigram index answers it.
+                Member.display_name.ilike(pattern),
                 Member.email.like(pattern),
                 Member.id.like(pattern),
             )

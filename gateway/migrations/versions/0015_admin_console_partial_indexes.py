@@ -1,4 +1,4 @@
-"""partial indexes for the operators' console
+"""partial and trigram indexes for the operators' console
 
 Revision ID: 0015
 Revises: 0014
@@ -9,6 +9,11 @@ of history: waiting rows (the failing and pending tabs, each platform's oldest w
 dead and skipped rows by platform and kind, and failed attempts (the chart). Each gets a
 partial index holding only those rows. The predicates are the text of
 ``gateway.admin.models``, repeated here as a migration must not import models that change.
+
+Member search by any part of a name, email or id scanned every member; on PostgreSQL a trigram
+index (the pg_trgm extension, trusted since PostgreSQL 13: the database's owner may create it)
+answers it. Built on the benchmark's million outbox rows and 100,000 members in about 6 s,
+during which the tables take no writes.
 """
 
 import sqlalchemy as sa
@@ -48,8 +53,19 @@ INDEXES = (
 def upgrade() -> None:
     for name, table, columns, where in INDEXES:
         op.create_index(name, table, columns, postgresql_where=where, sqlite_where=where)
+    if op.get_bind().dialect.name == "postgresql":
+        # A trusted extension since PostgreSQL 13: the database's owner may create it.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.create_index(
+        "ix_members_search_trgm",
+        "members",
+        ["display_name", "email", "id"],
+        postgresql_using="gin",
+        postgresql_ops={c: "gin_trgm_ops" for c in ("display_name", "email", "id")},
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_members_search_trgm", table_name="members")
     for name, table, _, _ in reversed(INDEXES):
         op.drop_index(name, table_name=table)
