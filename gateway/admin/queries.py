@@ -114,9 +114,13 @@ def _platform_figures(since: datetime) -> Select:
         return select(func.count()).select_from(table).where(*conditions).scalar_subquery()
 
     def capped(state: str) -> Any:
-        rows = select(OutboxItem.id).where(mine, OutboxItem.state == _inline(state))
-        rows = rows.limit(TAB_COUNT_CAP).correlate(Platform).subquery()
-        return select(func.count()).select_from(rows).scalar_subquery()
+        rows = (
+            select(OutboxItem.id)
+            .where(mine, OutboxItem.state == _inline(state))
+            .limit(TAB_COUNT_CAP)
+            .correlate(Platform)
+        )
+        return select(func.count()).select_from(rows.subquery()).scalar_subquery()
 
     figures = {
         **{

@@ -41,7 +41,7 @@ def _expected_hours(items, failures, now, hours=24):
             created
             for state, created, done in items
             if created < stop
-            and (done is None and state in ("pending", "running") or (done and done > stop))
+            and ((done is None and state in ("pending", "running")) or (done and done > stop))
         ]
         result.append(
             {
