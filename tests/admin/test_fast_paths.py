@@ -129,6 +129,21 @@ def test_the_platforms_overview_takes_two_statements_however_many_platforms(app)
         assert _statements(app, queries.platforms_overview) == with_one == 2
 
 
+def test_the_overview_page_runs_as_many_statements_for_five_platforms_as_for_one(
+    app, operator_client
+):
+    with app.app_context():
+        add_platform("one", "timerepublik", "https://1.test/api")
+        db.session.commit()
+    operator_client.get("/admin")  # the session's first sight: its own statements
+    with_one = _statements(app, lambda: operator_client.get("/admin"))
+    with app.app_context():
+        for n in range(2, 6):
+            add_platform(f"p{n}", "timerepublik", f"https://{n}.test/api")
+        db.session.commit()
+    assert _statements(app, lambda: operator_client.get("/admin")) == with_one
+
+
 def test_history_is_counted_up_to_the_cap(app, operator_client, monkeypatch):
     monkeypatch.setattr(queries, "TAB_COUNT_CAP", 2)
     with app.app_context():
