@@ -4,14 +4,13 @@ state in Redis. The admin API and the admin page call these same functions."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Worker
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, literal, or_, select
 
 from connectors.errors import ConnectorError
 from gateway.admin import pagination
@@ -68,90 +67,6 @@ def _count(query: Select) -> int:
     return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
-def _outbox_counts(platform_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Each platform's rows per state; succeeded ones counted up to TAB_COUNT_CAP, since a
-    platform's history of deliveries is most of the table and its exact size helps nobody."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTBOX_STATES, 0))
-    rows = db.session.execute(
-        select(OutboxItem.platform_id, OutboxItem.state, func.count())
-        .where(OutboxItem.state.in_([s for s in OUTBOX_STATES if s != "succeeded"]))
-        .group_by(OutboxItem.platform_id, OutboxItem.state)
-    )
-    for platform_id, state, count in rows:
-        counts[platform_id][state] = count
-    for platform_id in platform_ids:
-        capped = (
-            select(OutboxItem.id)
-            .where(OutboxItem.platform_id == platform_id, OutboxItem.state == "succeeded")
-            .limit(TAB_COUNT_CAP)
-        )
-        counts[platform_id]["succeeded"] = _count(capped)
-    return counts
-
-
-def _oldest_pending() -> dict[str, datetime]:
-    rows = db.session.execute(
-        select(OutboxItem.platform_id, func.min(OutboxItem.created_at))
-        .where(OutboxItem.state.in_(("pending", "running")))
-        .group_by(OutboxItem.platform_id)
-    )
-    return {platform_id: oldest for platform_id, oldest in rows if oldest is not None}
-
-
-def _attempts_since(since: datetime) -> dict[str, tuple[int, int]]:
-    rows = db.session.execute(
-        select(SyncAttempt.platform_id, SyncAttempt.outcome, func.count())
-        .where(SyncAttempt.started_at >= since)
-        .group_by(SyncAttempt.platform_id, SyncAttempt.outcome)
-    )
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for platform_id, outcome, count in rows:
-        totals[platform_id][0] += count
-        if outcome not in SUCCESS_OUTCOMES:
-            totals[platform_id][1] += count
-    return {k: (v[0], v[1]) for k, v in totals.items()}
-
-
-def _last_success(platform_id: str) -> datetime | None:
-    # Per platform, so that the (platform_id, started_at) index answers from its newest end.
-    return db.session.scalar(
-        select(func.max(SyncAttempt.started_at)).where(
-            SyncAttempt.platform_id == platform_id, SyncAttempt.outcome.in_(SUCCESS_OUTCOMES)
-        )
-    )
-
-
-def _last_run(platform_id: str) -> dict[str, Any] | None:
-    run = db.session.scalar(
-        select(ReconciliationRun)
-        .where(ReconciliationRun.platform_id == platform_id)
-        .order_by(ReconciliationRun.started_at.desc())
-        .limit(1)
-    )
-    if run is None:
-        return None
-    open_differences = db.session.scalar(
-        select(func.count())
-        .select_from(ReconciliationDifference)
-        .where(
-            ReconciliationDifference.run_id == run.id,
-            ReconciliationDifference.resolved_at.is_(None),
-        )
-    )
-    return {
-        "id": run.id,
-        "state": run.state,
-        "trigger": run.trigger,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "imported": run.imported,
-        "resent": run.resent,
-        "differences": run.differences,
-        "open_differences": open_differences or 0,
-        "error": run.error,
-    }
-
-
 def status_of(summary: dict[str, Any]) -> str:
     """One word an operator can act on, the most urgent first: disabled, circuit_open,
     failing, degraded, differences, recovering or ok.
@@ -178,54 +93,127 @@ def status_of(summary: dict[str, Any]) -> str:
     return "ok"
 
 
-def _last_attempt_failed(platform_id: str) -> bool:
-    outcome = db.session.scalar(
-        select(SyncAttempt.outcome)
-        .where(SyncAttempt.platform_id == platform_id)
+# Counted exactly: the work in hand, which the overview adds and subtracts. The history
+# states (succeeded, dead, skipped) grow for ever and are counted up to TAB_COUNT_CAP, as
+# the outbox tabs count them; /metrics has the exact figures.
+LIVE_STATES = ("pending", "running")
+HISTORY_STATES = tuple(s for s in OUTBOX_STATES if s not in LIVE_STATES)
+
+
+def _platform_figures(since: datetime) -> Select:
+    """Every platform with its health figures, in one statement: each figure a subquery
+    correlated to the platform, each answered from an index (a count of the waiting rows,
+    a capped count, the newest attempt, the oldest waiting row). Asked one by one, the same
+    figures were four statements per platform and three aggregates over every platform's
+    history."""
+    mine = OutboxItem.platform_id == Platform.id
+    attempted = SyncAttempt.platform_id == Platform.id
+    recent = and_(attempted, SyncAttempt.started_at >= since)
+
+    def count(table: Any, *conditions: Any) -> Any:
+        return select(func.count()).select_from(table).where(*conditions).scalar_subquery()
+
+    def capped(state: str) -> Any:
+        rows = (
+            select(OutboxItem.id)
+            .where(mine, OutboxItem.state == _inline(state))
+            .limit(TAB_COUNT_CAP)
+            .correlate(Platform)
+        )
+        return select(func.count()).select_from(rows.subquery()).scalar_subquery()
+
+    figures = {
+        **{
+            state: count(OutboxItem, mine, OutboxItem.state == _inline(state))
+            for state in LIVE_STATES
+        },
+        **{state: capped(state) for state in HISTORY_STATES},
+        "retrying": count(OutboxItem, mine, WAITING, OutboxItem.attempts > 0),
+        "oldest_waiting": select(func.min(OutboxItem.created_at))
+        .where(mine, WAITING)
+        .scalar_subquery(),
+        "attempts_last_hour": count(SyncAttempt, recent),
+        "failures_last_hour": count(
+            SyncAttempt, recent, SyncAttempt.outcome.not_in(SUCCESS_OUTCOMES)
+        ),
+        "last_success_at": select(func.max(SyncAttempt.started_at))
+        .where(attempted, SyncAttempt.outcome.in_(SUCCESS_OUTCOMES))
+        .scalar_subquery(),
+        # Per platform, so that the (platform_id, started_at) index answers from its newest end.
+        "last_outcome": select(SyncAttempt.outcome)
+        .where(attempted)
         .order_by(SyncAttempt.started_at.desc())
         .limit(1)
+        .scalar_subquery(),
+        "last_run_id": select(ReconciliationRun.id)
+        .where(ReconciliationRun.platform_id == Platform.id)
+        .order_by(ReconciliationRun.started_at.desc())
+        .limit(1)
+        .scalar_subquery(),
+    }
+    return select(Platform, *(f.label(name) for name, f in figures.items())).order_by(Platform.name)
+
+
+def _runs(run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """These reconciliation runs, each with its open differences counted."""
+    open_differences = (
+        select(func.count())
+        .select_from(ReconciliationDifference)
+        .where(
+            ReconciliationDifference.run_id == ReconciliationRun.id,
+            ReconciliationDifference.resolved_at.is_(None),
+        )
+        .scalar_subquery()
     )
-    return outcome is not None and outcome not in SUCCESS_OUTCOMES
-
-
-def _retrying() -> dict[str, int]:
     rows = db.session.execute(
-        select(OutboxItem.platform_id, func.count())
-        .where(OutboxItem.state.in_(("pending", "running")), OutboxItem.attempts > 0)
-        .group_by(OutboxItem.platform_id)
+        select(ReconciliationRun, open_differences).where(ReconciliationRun.id.in_(run_ids))
     )
-    return dict(rows.all())
+    return {
+        run.id: {
+            "id": run.id,
+            "state": run.state,
+            "trigger": run.trigger,
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+            "imported": run.imported,
+            "resent": run.resent,
+            "differences": run.differences,
+            "open_differences": open_count or 0,
+            "error": run.error,
+        }
+        for run, open_count in rows
+    }
 
 
 def platforms_overview() -> list[dict[str, Any]]:
-    """Every platform's health, in one pass over each table."""
+    """Every platform's health: two statements, whatever the number of platforms."""
     now = utcnow()
-    platforms = list(db.session.scalars(select(Platform).order_by(Platform.name)))
-    counts = _outbox_counts([p.id for p in platforms])
-    oldest = _oldest_pending()
-    attempts = _attempts_since(now - timedelta(hours=1))
-    retrying = _retrying()
+    rows = db.session.execute(_platform_figures(now - timedelta(hours=1))).all()
+    runs = _runs([row.last_run_id for row in rows if row.last_run_id])
     result = []
-    for platform in platforms:
-        total, failed = attempts.get(platform.id, (0, 0))
+    for row in rows:
+        platform = row.Platform
+        oldest = _as_utc(row.oldest_waiting)
+        total, failed = row.attempts_last_hour, row.failures_last_hour
         summary = {
             "name": platform.name,
             "display_name": platform.display_name or platform.name,
             "connector": platform.connector,
             "enabled": platform.enabled,
             "circuit": circuit_state(platform),
-            "outbox": counts.get(platform.id, dict.fromkeys(OUTBOX_STATES, 0)),
+            "outbox": {state: getattr(row, state) for state in OUTBOX_STATES},
             "outbox_succeeded_capped_at": TAB_COUNT_CAP,
-            "sync_lag_seconds": int((now - oldest[platform.id]).total_seconds())
-            if platform.id in oldest
-            else 0,
-            "last_success_at": _iso(_last_success(platform.id)),
+            "outbox_capped_at": TAB_COUNT_CAP,
+            "outbox_capped_states": list(HISTORY_STATES),
+            "sync_lag_seconds": int((now - oldest).total_seconds()) if oldest else 0,
+            "last_success_at": _iso(_as_utc(row.last_success_at)),
             "attempts_last_hour": total,
             "failures_last_hour": failed,
             "error_rate_last_hour": round(failed / total, 3) if total else 0.0,
-            "retrying": retrying.get(platform.id, 0),
-            "last_attempt_failed": _last_attempt_failed(platform.id),
-            "last_reconciliation": _last_run(platform.id),
+            "retrying": row.retrying,
+            "last_attempt_failed": row.last_outcome is not None
+            and row.last_outcome not in SUCCESS_OUTCOMES,
+            "last_reconciliation": runs.get(row.last_run_id),
         }
         summary["status"] = status_of(summary)
         result.append(summary)
@@ -273,40 +261,63 @@ def tab_of(state: str, attempts: int) -> str:
     return state
 
 
+def _inline(value: Any) -> Any:
+    """A constant written into the SQL rather than bound as a parameter.
+
+    For the conditions that pick a partial index (``gateway.admin.models``): the planner
+    uses one only when it can prove the query's condition implies the index's, which it
+    cannot from parameters, and a prepared statement's generic plan has nothing else."""
+    return literal(value, literal_execute=True)
+
+
+# The partial indexes' predicates, as the queries state them.
+WAITING = OutboxItem.state.in_([_inline(s) for s in ("pending", "running")])
+FAILED_ATTEMPT = SyncAttempt.outcome.not_in([_inline(o) for o in NOT_FAILURES])
+
+
 def _tab_condition(tab: str) -> Any:
-    waiting = OutboxItem.state.in_(("pending", "running"))
     if tab == "failing":
-        return and_(waiting, OutboxItem.attempts > 0)
+        return and_(WAITING, OutboxItem.attempts > 0)
     if tab == "pending":
-        return and_(waiting, OutboxItem.attempts == 0)
-    return OutboxItem.state == tab
+        return and_(WAITING, OutboxItem.attempts == 0)
+    return OutboxItem.state == _inline(tab)
 
 
-def _filtered(query: Select, filters: dict[str, Any], *, with_tab: bool = True) -> Select:
+def _filter_conditions(filters: dict[str, Any], *, with_tab: bool = True) -> list[Any]:
+    conditions = []
     if with_tab and filters.get("tab") and filters["tab"] != "all":
-        query = query.where(_tab_condition(filters["tab"]))
+        conditions.append(_tab_condition(filters["tab"]))
     if filters.get("state"):
-        query = query.where(OutboxItem.state == filters["state"])
+        conditions.append(OutboxItem.state == _inline(filters["state"]))
     if filters.get("kind"):
-        query = query.where(OutboxItem.kind == filters["kind"])
+        conditions.append(OutboxItem.kind == filters["kind"])
     if filters.get("member"):
-        query = query.where(OutboxItem.member_id == filters["member"])
+        conditions.append(OutboxItem.member_id == filters["member"])
     if filters.get("platform"):
         found = platform_by_name(filters["platform"])
-        query = query.where(OutboxItem.platform_id == (found.id if found else ""))
-    return query
+        conditions.append(OutboxItem.platform_id == (found.id if found else ""))
+    return conditions
+
+
+def _filtered(query: Select, filters: dict[str, Any]) -> Select:
+    return query.where(*_filter_conditions(filters))
+
+
+def _capped_count(*conditions: Any) -> Any:
+    """The outbox rows matching ``conditions``, counted up to TAB_COUNT_CAP, as a subquery."""
+    rows = select(OutboxItem.id).where(*conditions).limit(TAB_COUNT_CAP)
+    return select(func.count()).select_from(rows.subquery()).scalar_subquery()
 
 
 def outbox_tab_counts(filters: dict[str, Any]) -> dict[str, int]:
     """How many rows each tab holds under the other filters, counted up to TAB_COUNT_CAP
-    (a tab of a million successes needs no exact figure, and counting it all is slow)."""
-    counts = {}
-    for tab in OUTBOX_TAB_ORDER:
-        capped = _filtered(select(OutboxItem.id), filters, with_tab=False).where(
-            _tab_condition(tab)
-        )
-        counts[tab] = _count(capped.limit(TAB_COUNT_CAP))
-    return counts
+    (a tab of a million successes needs no exact figure, and counting it all is slow).
+    One statement for every tab."""
+    others = _filter_conditions(filters, with_tab=False)
+    counts = db.session.execute(
+        select(*(_capped_count(*others, _tab_condition(tab)) for tab in OUTBOX_TAB_ORDER))
+    ).one()
+    return dict(zip(OUTBOX_TAB_ORDER, counts, strict=True))
 
 
 def outbox_page(
@@ -640,7 +651,8 @@ def member_search(q: str, limit: int = 50) -> list[dict[str, Any]]:
         select(Member)
         .where(
             or_(
-                func.lower(Member.display_name).like(pattern),
+                # ILIKE rather than lower(): PostgreSQL's trigram index answers it.
+                Member.display_name.ilike(pattern),
                 Member.email.like(pattern),
                 Member.id.like(pattern),
             )
@@ -805,6 +817,14 @@ def member_detail(member_id: str) -> dict[str, Any] | None:
     }
 
 
+def _hour_of(column: Any, starts: list[datetime]) -> Any:
+    """Which of the hours starting at ``starts`` ``column`` falls in (its index), as SQL.
+
+    A CASE rather than a date function: the same on SQLite and PostgreSQL, and it lets the
+    database group a day's rows by hour in the pass that reads them."""
+    return case(*((column < start + timedelta(hours=1), i) for i, start in enumerate(starts)))
+
+
 def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any]]:
     """Per hour: items delivered (one per item, however many attempts it took), items that
     went dead, failed attempts, and the sync lag at the hour's end.
@@ -815,9 +835,13 @@ def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any
     completed after it (a dead or skipped item stops being waited for when it ends: it is in
     the operators' hands, and the dead-letter count says so).
 
-    Each figure is one aggregate per hour computed by the database in one pass over the
-    window's rows: a day of a busy platform is tens of thousands of rows, too many to carry
-    into Python on every page view.
+    The database groups the window's rows by the hour they completed in (and the failed
+    attempts by the hour they started in), read from indexes that cover these columns
+    (``gateway.admin.models``): a day of a busy platform is tens of thousands of rows, too
+    many to carry into Python on every page view. An item completed in a later hour and
+    created before an hour's end was waited for at that end, so each hour's lag follows from
+    the oldest creation among the items completed in each later hour (an item completed to
+    the microsecond at an hour's end counts as still waited for at that instant).
     """
     now = utcnow()
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -829,42 +853,59 @@ def activity(hours: int = 24, platform: str | None = None) -> list[dict[str, Any
         found = platform_by_name(platform)
         platform_id = found.id if found else ""
 
-    done, created, state = OutboxItem.completed_at, OutboxItem.created_at, OutboxItem.state
-
-    def in_hour(column: Any, i: int) -> Any:
-        return and_(column >= starts[i], column < starts[i] + timedelta(hours=1))
-
-    columns: list[Any] = []
-    for i in range(hours):
-        columns.append(func.sum(case((and_(in_hour(done, i), state == "succeeded"), 1), else_=0)))
-        columns.append(func.sum(case((and_(in_hour(done, i), state == "dead"), 1), else_=0)))
-        columns.append(func.min(case((and_(created < ends[i], done > ends[i]), created))))
-    items = select(*columns).where(done >= since)
-    failures = select(
-        *(func.sum(case((in_hour(SyncAttempt.started_at, i), 1), else_=0)) for i in range(hours))
-    ).where(SyncAttempt.started_at >= since, SyncAttempt.outcome.not_in(NOT_FAILURES))
-    oldest = select(func.min(created)).where(state.in_(("pending", "running")))
+    done = OutboxItem.completed_at
+    completed = select(
+        _hour_of(done, starts).label("hour"), OutboxItem.state, OutboxItem.created_at
+    ).where(done >= since)
+    failures = select(_hour_of(SyncAttempt.started_at, starts).label("hour")).where(
+        SyncAttempt.started_at >= since, FAILED_ATTEMPT
+    )
+    oldest = select(func.min(OutboxItem.created_at)).where(WAITING)
     if platform_id is not None:
-        items = items.where(OutboxItem.platform_id == platform_id)
+        completed = completed.where(OutboxItem.platform_id == platform_id)
         failures = failures.where(SyncAttempt.platform_id == platform_id)
         oldest = oldest.where(OutboxItem.platform_id == platform_id)
-    per_hour = db.session.execute(items).one()
-    failed = db.session.execute(failures).one()
-    oldest_unfinished = db.session.scalar(oldest)
+    # Grouped outside a subquery: PostgreSQL does not see two renderings of the CASE (each
+    # with its own parameters) as the same expression.
+    by_hour = completed.subquery()
+    delivered, dead = [0] * hours, [0] * hours
+    first_created: list[datetime | None] = [None] * hours
+    for hour, state, count, oldest_created in db.session.execute(
+        select(
+            by_hour.c.hour, by_hour.c.state, func.count(), func.min(by_hour.c.created_at)
+        ).group_by(by_hour.c.hour, by_hour.c.state)
+    ):
+        if hour is None:
+            continue  # completed after now: a clock ahead of this one
+        if state == "succeeded":
+            delivered[hour] = count
+        elif state == "dead":
+            dead[hour] = count
+        created = _as_utc(oldest_created)
+        if created is not None and (first_created[hour] is None or created < first_created[hour]):
+            first_created[hour] = created
+    failed = [0] * hours
+    attempts = failures.subquery()
+    for hour, count in db.session.execute(
+        select(attempts.c.hour, func.count()).group_by(attempts.c.hour)
+    ):
+        if hour is not None:
+            failed[hour] = count
+    oldest_unfinished = _as_utc(db.session.scalar(oldest))
     result = []
     for i in range(hours):
         waiting = [
             moment
-            for moment in (_as_utc(per_hour[3 * i + 2]), oldest_unfinished)
+            for moment in (*first_created[i + 1 :], oldest_unfinished)
             if moment is not None and moment < ends[i]
         ]
         lag = int((ends[i] - min(waiting)).total_seconds()) if waiting else 0
         result.append(
             {
                 "hour": _iso(starts[i]),
-                "delivered": per_hour[3 * i] or 0,
-                "dead": per_hour[3 * i + 1] or 0,
-                "failed_attempts": failed[i] or 0,
+                "delivered": delivered[i],
+                "dead": dead[i],
+                "failed_attempts": failed[i],
                 "lag_seconds": lag,
             }
         )
