@@ -1,7 +1,7 @@
 """partial and trigram indexes for the operators' console
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-30 22:05:00.000000
 
 The console's busiest views read the few rows operators act on, spread through a million rows
@@ -19,8 +19,8 @@ during which the tables take no writes.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
