@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from connectors.http import TokenSource
+    from connectors.tokens import TokenStore
 
 __all__ = [
     "AccountLinking",
@@ -46,6 +47,10 @@ class PlatformConfig:
     from its own issuer, when the platform's ``token_source`` option asks for them), or None: a
     connector then gets its tokens itself (client credentials) or needs none. It may be called
     from any thread, with no application context.
+
+    ``token_store`` keeps the tokens a connector obtains itself (client credentials) where
+    other processes find them: pass it to ``ClientCredentialsTokenSource``. None: each process
+    asks for its own. Like ``token_source``, it may be called from any thread.
     """
 
     name: str
@@ -54,6 +59,7 @@ class PlatformConfig:
     credentials: Mapping[str, Any] = field(default_factory=dict, repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)
     token_source: TokenSource | None = field(default=None, repr=False, compare=False)
+    token_store: TokenStore | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -29,11 +30,14 @@ def derive_key(secret_key: str) -> bytes:
     return base64.urlsafe_b64encode(raw)
 
 
-def _fernet() -> MultiFernet:
-    keys = current_app.config.get("ENCRYPTION_KEYS") or [
-        derive_key(current_app.config["SECRET_KEY"])
-    ]
+def cipher(config: Mapping[str, Any]) -> MultiFernet:
+    """The keys of an app's ``config``, for code that runs outside its application context."""
+    keys = config.get("ENCRYPTION_KEYS") or [derive_key(config["SECRET_KEY"])]
     return MultiFernet([Fernet(key) for key in keys])
+
+
+def _fernet() -> MultiFernet:
+    return cipher(current_app.config)
 
 
 def encrypt_text(plaintext: str) -> str:

@@ -41,6 +41,7 @@ def token_source_for(config: PlatformConfig, plain: HttpClient) -> TokenSource:
         str(config.credentials.get("client_id") or ""),
         str(config.credentials.get("client_secret") or ""),
         scopes,
+        store=config.token_store,
     )
 
 

@@ -16,6 +16,8 @@ What it proves:
 - the error table: 5xx, timeouts and refused connections are ``RetryableError``; 429 is
   retryable no sooner than its ``Retry-After``; 400 and 422 are ``PermanentError``; a 401 that
   a fresh token does not cure is ``AuthError``;
+- tokens: a connector that obtains its own tokens keeps them in the ``token_store`` handed in,
+  so that another process built on the same store asks for none, and drops a refused one;
 - paging: following ``next_cursor`` until it is None reads every transfer once, oldest first;
 - callbacks: an event's ``event_id`` is the same on every delivery and differs between events.
 
@@ -25,6 +27,7 @@ suite for the TimeRepublik and Komunitin connectors.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -39,8 +42,9 @@ from connectors.errors import AuthError, ConflictError, PermanentError, Retryabl
 from connectors.interface import Connector, PlatformConfig, TransferData
 from connectors.registry import get_connector_class
 from connectors.testing.contract import ContractCheck, load_contract
+from connectors.tokens import StoredToken, TokenKey
 
-__all__ = ["ConnectorConformance", "Page"]
+__all__ = ["ConnectorConformance", "MemoryTokenStore", "Page"]
 
 # One page of a platform's transfer listing, as (transfer id, minutes) oldest first.
 Page = list[tuple[str, int]]
@@ -52,6 +56,35 @@ TRANSFER = TransferData(
     description="Help with shopping",
     external_reference="gw-txn-conformance",
 )
+
+
+class MemoryTokenStore:
+    """A ``connectors.tokens.TokenStore`` in memory, counting what connectors ask of it.
+
+    Connectors built on one instance behave as processes sharing the gateway's Redis store.
+    """
+
+    def __init__(self) -> None:
+        self.tokens: dict[TokenKey, StoredToken] = {}
+        self.hits = 0
+        self.puts = 0
+        self.discards = 0
+
+    def get(self, key: TokenKey) -> StoredToken | None:
+        """The token put for ``key``, if any."""
+        found = self.tokens.get(key)
+        self.hits += found is not None
+        return found
+
+    def put(self, key: TokenKey, access_token: str, expires_in: float) -> None:
+        """Keep the token (for ever: the suite's tests are shorter than any token's life)."""
+        self.puts += 1
+        self.tokens[key] = StoredToken(access_token, expires_in)
+
+    def discard(self, key: TokenKey) -> None:
+        """Forget the token of ``key``."""
+        self.discards += 1
+        self.tokens.pop(key, None)
 
 
 class ConnectorConformance(ABC):
@@ -224,3 +257,29 @@ class ConnectorConformance(ABC):
         assert first.type == "transfer.completed"
         assert first.transfer is not None
         assert (first.transfer.id, first.transfer.minutes) == ("t-1", 90)
+
+    def test_a_token_store_spares_another_process_its_token_request(self, mock) -> None:
+        # A connector handed its token source, or needing none, puts nothing: there is nothing
+        # to share. One that fetches its own must find it again on a second build.
+        store = MemoryTokenStore()
+        config = dataclasses.replace(self.make_config(), token_store=store)
+        self.arrange_transfer_created(mock, "remote-1")
+        for key in ("key-1", "key-2"):  # two processes: two connectors on one store
+            built = self.connector_class(config)
+            try:
+                built.create_transfer(TRANSFER, key)
+            finally:
+                built.close()
+        assert (store.puts, store.hits) in {(0, 0), (1, 1)}
+
+    def test_a_refused_token_leaves_the_token_store(self, mock) -> None:
+        store = MemoryTokenStore()
+        built = self.connector_class(dataclasses.replace(self.make_config(), token_store=store))
+        mock.add(self.create_transfer_method, self.create_transfer_url, **self.error_answer(401))
+        try:
+            with pytest.raises(AuthError):
+                built.create_transfer(TRANSFER, "key-1")
+        finally:
+            built.close()
+        assert len(self._writes(mock)) == 2
+        assert store.discards == (1 if store.puts else 0)

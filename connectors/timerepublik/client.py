@@ -34,7 +34,12 @@ class TimeRepublikClient:
         self.authorize_url = str(options.get("authorize_url") or self._plain.url("oauth/authorize"))
         scopes = options.get("scopes") or PARTNER_SCOPES
         self.tokens = ClientCredentialsTokenSource(
-            self._plain, self.token_url, self.client_id, client_secret, tuple(scopes)
+            self._plain,
+            self.token_url,
+            self.client_id,
+            client_secret,
+            tuple(scopes),
+            store=config.token_store,
         )
         self._client_secret = client_secret
         # One pooled session for the token endpoint and the API.

@@ -20,6 +20,7 @@ from connectors.interface import Connector, PlatformConfig
 from connectors.registry import get_connector_class
 from gateway.auth.minting import token_source_for
 from gateway.federation.models import Platform
+from gateway.sync.token_store import token_store_for
 
 __all__ = [
     "ConflictError",
@@ -45,6 +46,7 @@ def platform_config(platform: Platform, token_scopes: Sequence[str] = ()) -> Pla
         credentials=platform.credentials,
         options=options,
         token_source=token_source_for(options, platform.base_url, scopes),
+        token_store=token_store_for(platform.id),
     )
 
 

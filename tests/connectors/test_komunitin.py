@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +22,7 @@ from connectors.komunitin import KomunitinConnector
 from connectors.komunitin.connector import KOMUNITIN_NAMESPACE, client_id_for
 from connectors.komunitin.schemas import meta_with_tag, parse_tag
 from connectors.komunitin.units import CurrencyUnits, InexactAmount
+from connectors.testing.conformance import MemoryTokenStore
 from tests.connectors.conftest import (
     JSON_API,
     KOMUNITIN_BASE,
@@ -605,6 +607,21 @@ def test_client_credentials_when_no_token_source_is_handed_in(mock):
     assert "scope=komunitin_accounting" in token_request.body
     assert mock.calls[1].request.headers["Authorization"] == "Bearer cc-jwt"
     ContractCheck(komunitin_api(KOMUNITIN_BASE)).check_calls(mock.calls[1:])
+
+
+def test_client_credentials_are_shared_through_the_token_store(mock):
+    token_url = "https://auth.komunitin.test/oauth2/token"
+    mock.post(token_url, json={"access_token": "cc-jwt", "token_type": "Bearer", "expires_in": 600})
+    mock.get(CURRENCY, json=currency_doc(), content_type=JSON_API)
+    mock.get(f"{ACCOUNTS}/acc-1", json=account_doc(balance=100), content_type=JSON_API)
+    store = MemoryTokenStore()
+    config = komunitin_config(
+        tokens=False, credentials={"client_id": "gw", "client_secret": "sec"}, token_url=token_url
+    )
+    for _ in range(2):  # two processes, one store
+        KomunitinConnector(replace(config, token_store=store)).get_balance("acc-1")
+    assert len([c for c in mock.calls if c.request.url == token_url]) == 1
+    assert (store.puts, store.hits) == (1, 1)
 
 
 def test_a_handed_in_token_source_wins_over_client_credentials(mock):

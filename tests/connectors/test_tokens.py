@@ -6,7 +6,7 @@ import pytest
 
 from connectors.errors import AuthError, RetryableError
 from connectors.http import HttpClient
-from connectors.tokens import ClientCredentialsTokenSource
+from connectors.tokens import ClientCredentialsTokenSource, StoredToken, TokenKey
 
 TOKEN_URL = "https://auth.test/oauth/token"
 
@@ -122,3 +122,83 @@ def test_a_useless_token_answer_is_an_auth_error(mock, body):
 def test_credentials_are_required():
     with pytest.raises(Exception, match="client_id and client_secret"):
         ClientCredentialsTokenSource(HttpClient("https://auth.test"), TOKEN_URL, "cid", "")
+
+
+class DictStore:
+    """A ``TokenStore`` in a dict, as a process-shared one behaves (no expiry of its own)."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[TokenKey, StoredToken] = {}
+        self.discarded = 0
+
+    def get(self, key: TokenKey) -> StoredToken | None:
+        return self.tokens.get(key)
+
+    def put(self, key: TokenKey, access_token: str, expires_in: float) -> None:
+        self.tokens[key] = StoredToken(access_token, expires_in)
+
+    def discard(self, key: TokenKey) -> None:
+        self.discarded += 1
+        self.tokens.pop(key, None)
+
+
+def _stored_source(clock: Clock, store: DictStore, scopes=("a", "b")):
+    return ClientCredentialsTokenSource(
+        HttpClient("https://auth.test"),
+        TOKEN_URL,
+        "cid",
+        "csecret",
+        scopes,
+        store=store,
+        clock=clock,
+    )
+
+
+def test_a_fetched_token_is_put_in_the_store_under_no_secret(mock):
+    store = DictStore()
+    _answer(mock, "t1", expires_in=600)
+    _stored_source(Clock(), store, scopes=("b", "a")).token()
+    assert store.tokens == {TokenKey(TOKEN_URL, "cid", ("a", "b")): StoredToken("t1", 600.0)}
+
+
+def test_a_token_in_the_store_is_used_without_a_request(mock):
+    store, clock = DictStore(), Clock()
+    _answer(mock, "t1", expires_in=600)
+    _stored_source(clock, store).token()
+    other = _stored_source(clock, store, scopes=("b", "a"))  # another process, same client
+    assert other.token() == "t1"
+    assert (other.fetches, other.store_hits, len(mock.calls)) == (0, 1, 1)
+
+
+def test_a_stored_token_renews_by_its_remaining_life(mock):
+    store, clock = DictStore(), Clock()
+    store.tokens[TokenKey(TOKEN_URL, "cid", ("a", "b"))] = StoredToken("old", 100.0)
+    source = _stored_source(clock, store)
+    assert source.token() == "old"
+    _answer(mock, "new", expires_in=600)
+    clock.now += 100 - 31
+    assert source.token() == "old"
+    store.tokens.clear()  # the store let it go shortly before expiry, as Redis does
+    clock.now += 2
+    assert source.token() == "new"
+
+
+def test_a_token_without_expires_in_is_not_shared(mock):
+    store = DictStore()
+    _answer(mock, "t1", expires_in=None)
+    _stored_source(Clock(), store).token()
+    assert store.tokens == {}
+
+
+def test_invalidate_discards_from_the_store_and_never_takes_the_refused_token_back(mock):
+    store, clock = DictStore(), Clock()
+    _answer(mock, "t1")
+    source = _stored_source(clock, store)
+    source.token()
+    source.invalidate()
+    assert store.discarded == 1
+    # Another process put the refused token back before it learned of the refusal.
+    store.tokens[TokenKey(TOKEN_URL, "cid", ("a", "b"))] = StoredToken("t1", 3000.0)
+    mock.replace("POST", TOKEN_URL, json={"access_token": "t2", "expires_in": 3600})
+    assert source.token() == "t2"
+    assert source.fetches == 2
