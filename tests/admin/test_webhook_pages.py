@@ -173,7 +173,7 @@ def test_add_shows_the_secret_once(app, operator_client):
     assert added.status_code == 200
     assert added.headers["Cache-Control"] == "no-store"
     html = added.get_data(as_text=True)
-    secret = re.search(r'value="(whsec_[^"]+)"', html).group(1)
+    secret = re.search(r'<textarea id="secret"[^>]*>(whsec_[^<]+)</textarea>', html).group(1)
     assert "it will not be shown again" in html
     # Nothing of it in the session (a readable cookie) or on any later page.
     with operator_client.session_transaction() as session:
@@ -262,7 +262,7 @@ def test_rotate_shows_the_new_secret_once(app, operator_client, hooked):
     assert rotated.status_code == 200
     assert rotated.headers["Cache-Control"] == "no-store"
     html = rotated.get_data(as_text=True)
-    secret = re.search(r'value="(whsec_[^"]+)"', html).group(1)
+    secret = re.search(r'<textarea id="secret"[^>]*>(whsec_[^<]+)</textarea>', html).group(1)
     assert secret != hooked.secret
     assert "keeps signing beside this one until" in html
     with app.app_context():
