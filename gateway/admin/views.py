@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import flask
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from marshmallow import ValidationError
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, page_admin
 from gateway.admin.chart import activity_svg
-from gateway.db import db
+from gateway.admin.models import AdminAction
+from gateway.db import db, utcnow
+from gateway.federation.models import Platform
 from gateway.i18n import gettext
 from gateway.members.blueprint import safe_next
 from gateway.problems import Problem
 from gateway.webhooks import subscriptions as webhooks
+from gateway.webhooks.models import WebhookSubscription
 from schemas.admin import (
     AuditQuery,
     BulkBody,
@@ -346,6 +351,7 @@ def audit() -> Response:
 # made it and nowhere else: the session is a signed cookie anyone holding it can read, so
 # a secret there would outlive the page (and be sent back with every request).
 WEBHOOK_FIELDS = ("url", "events", "description")
+RESUBMIT_SECONDS = 60
 
 
 def _webhook_or_404(subscription_id: str) -> webhooks.Subscription:
@@ -401,6 +407,23 @@ def webhook_new() -> Response:
     return _new_form({"url": "", "events": [], "description": ""}, {})
 
 
+def _just_added(url: str) -> str | None:
+    """The subscription this operator added for ``url`` in the last minute, if any."""
+    since = utcnow() - timedelta(seconds=RESUBMIT_SECONDS)
+    return db.session.scalar(
+        select(AdminAction.target_id)
+        .join(WebhookSubscription, WebhookSubscription.id == AdminAction.target_id)
+        .join(Platform, Platform.id == WebhookSubscription.platform_id)
+        .where(
+            AdminAction.action == "webhook.add",
+            AdminAction.actor == actor(),
+            AdminAction.created_at >= since,
+            Platform.base_url == url,
+        )
+        .limit(1)
+    )
+
+
 @bp.post("/webhooks")
 @page_admin
 def webhook_add() -> Response:
@@ -409,6 +432,11 @@ def webhook_add() -> Response:
     events = request.form.getlist("events")
     description = request.form.get("description", "")
     values: dict[str, Any] = {"url": url, "events": events, "description": description}
+    resubmitted = _just_added(url)
+    if resubmitted is not None:
+        # The secret page answers a POST: reloading it would add a twin and a second secret.
+        flash(gettext("admin.webhooks.just_added"))
+        return redirect(url_for(".webhook", subscription_id=resubmitted))
     try:
         subscription, secret = webhooks.add_subscription(actor(), url, events, description)
     except webhooks.WebhookError as error:

@@ -293,3 +293,24 @@ def test_edit_events_and_description(app, operator_client, hooked):
     )
     assert "Nothing to change" in same.get_data(as_text=True)
     assert _actions(app) == ["webhook.add", "webhook.update"]
+
+
+def test_the_audit_log_links_to_the_subscription(operator_client, hooked):
+    html = operator_client.get("/admin/audit").get_data(as_text=True)
+    assert f'href="/admin/webhooks/{hooked.id}"' in html
+
+
+def test_reloading_the_secret_page_adds_no_twin(app, operator_client):
+    data = {
+        "csrf_token": _csrf(operator_client),
+        "url": "https://site.example/hooks",
+        "events": "member.created",
+    }
+    first = operator_client.post("/admin/webhooks", data=data)
+    assert first.status_code == 200
+    again = operator_client.post("/admin/webhooks", data=data)
+    assert again.status_code == 302
+    page = operator_client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "You have just added a webhook with this address" in page
+    assert "whsec_" not in page
+    assert _actions(app) == ["webhook.add"]
