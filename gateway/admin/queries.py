@@ -199,6 +199,8 @@ def platforms_overview() -> list[dict[str, Any]]:
             "name": platform.name,
             "display_name": platform.display_name or platform.name,
             "connector": platform.connector,
+            # False for a webhook subscription's delivery: nothing there to reconcile.
+            "is_timebank": platform.is_timebank,
             "enabled": platform.enabled,
             "circuit": circuit_state(platform),
             "outbox": {state: getattr(row, state) for state in OUTBOX_STATES},

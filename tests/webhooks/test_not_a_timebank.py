@@ -60,3 +60,20 @@ def test_reconciliation_leaves_subscriptions_alone(app, client, names):
     with app.app_context():
         actions = db.session.scalars(select(AdminAction.action)).all()
         assert "platform.reconcile" not in actions
+
+
+def test_the_overview_offers_reconciliation_for_timebanks_only(app, client, names):
+    with app.app_context():
+        operator = create_member(
+            email="olga@example.org", password=PASSWORD, email_verified_at=utcnow(), is_admin=True
+        )
+        headers = bearer_headers("admin")
+    listed = client.get("/admin/api/platforms", headers=headers).json["items"]
+    assert {p["name"]: p["is_timebank"] for p in listed} == {
+        names["timebank"]: True,
+        names["webhook"]: False,
+    }
+    log_in(client, operator)
+    page = client.get("/admin").get_data(as_text=True)
+    assert f"/admin/platforms/{names['timebank']}/reconcile" in page
+    assert f"/admin/platforms/{names['webhook']}/reconcile" not in page
