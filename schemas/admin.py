@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.vocabulary import INBOX_STATES, OUTBOX_KINDS, OUTBOX_STATES, WEBHOOK_EVENT_TYPES
 
@@ -109,6 +111,21 @@ class WebhookBody(Schema):
         validate=validate.Length(min=1, error="Name at least one event type."),
     )
     description = fields.String(load_default="", validate=validate.Length(0, 200))
+
+
+class WebhookUpdateBody(Schema):
+    """A change to a subscription: its events, its description, or both."""
+
+    events = fields.List(
+        fields.String(validate=validate.OneOf(WEBHOOK_EVENT_TYPES)),
+        validate=validate.Length(min=1, error="Name at least one event type."),
+    )
+    description = fields.String(validate=validate.Length(0, 200))
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "events" not in data and "description" not in data:
+            raise ValidationError("Send events, description or both.", "_schema")
 
 
 class RotateBody(Schema):

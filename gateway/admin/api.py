@@ -24,6 +24,7 @@ from schemas.admin import (
     RunQuery,
     SkipBody,
     WebhookBody,
+    WebhookUpdateBody,
 )
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
@@ -307,3 +308,32 @@ def webhook_rotate(subscription_id: str) -> Response:
     return jsonify(
         webhooks.describe(subscription, secret) | {"previous_signs_until": until.isoformat()}
     )
+
+
+@bp.post("/webhooks/<subscription_id>/enable")
+@api_admin
+def webhook_enable(subscription_id: str) -> Response:
+    """Send to a disabled subscription again; the events skipped meanwhile stay skipped."""
+    subscription = _subscription(subscription_id)
+    try:
+        webhooks.enable_subscription(actor(), subscription)
+    except webhooks.WebhookError as error:
+        raise _webhook_problem(error) from None
+    db.session.commit()
+    return jsonify(webhooks.describe(subscription))
+
+
+@bp.patch("/webhooks/<subscription_id>")
+@api_admin
+def webhook_update(subscription_id: str) -> Response:
+    """Change a subscription's events or description (only events written from now on)."""
+    body = _load(WebhookUpdateBody(), request.get_json(silent=True))
+    subscription = _subscription(subscription_id)
+    try:
+        changed = webhooks.update_subscription(
+            actor(), subscription, body.get("events"), body.get("description")
+        )
+    except webhooks.WebhookError as error:
+        raise _webhook_problem(error) from None
+    db.session.commit()
+    return jsonify(webhooks.describe(subscription) | {"changed": changed})

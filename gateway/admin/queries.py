@@ -222,6 +222,42 @@ def platforms_overview() -> list[dict[str, Any]]:
     return result
 
 
+def last_failure(platform_id: str) -> dict[str, Any] | None:
+    """The platform's newest failed attempt (when, its error), answered from the
+    (platform_id, started_at) index."""
+    attempt = db.session.scalar(
+        select(SyncAttempt)
+        .where(SyncAttempt.platform_id == platform_id, SyncAttempt.outcome.not_in(NOT_FAILURES))
+        .order_by(SyncAttempt.started_at.desc())
+        .limit(1)
+    )
+    if attempt is None:
+        return None
+    return {
+        "at": _iso(attempt.started_at),
+        "error": attempt.error,
+        "error_code": attempt.error_code,
+        "outcome": attempt.outcome,
+    }
+
+
+def delivery_health(platforms: list[Platform]) -> dict[str, dict[str, Any]]:
+    """By platform id: the outbox tab counts an operator would see filtered on it, its
+    overview status and last success, and its newest failure."""
+    overview = {p["name"]: p for p in platforms_overview()} if platforms else {}
+    health = {}
+    for platform in platforms:
+        summary = overview.get(platform.name, {})
+        health[platform.id] = {
+            "counts": outbox_tab_counts({"platform": platform.name}),
+            "cap": TAB_COUNT_CAP,
+            "status": summary.get("status", "ok"),
+            "last_success_at": summary.get("last_success_at"),
+            "last_failure": last_failure(platform.id),
+        }
+    return health
+
+
 def platform_names() -> list[dict[str, str]]:
     """Every platform's name, for filters."""
     return [{"name": n} for n in db.session.scalars(select(Platform.name).order_by(Platform.name))]

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import flask
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from marshmallow import ValidationError
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from gateway.admin import actions, queries
 from gateway.admin.auth import actor, page_admin
 from gateway.admin.chart import activity_svg
+from gateway.admin.models import AdminAction
+from gateway.db import db, utcnow
+from gateway.federation.models import Platform
 from gateway.i18n import gettext
 from gateway.members.blueprint import safe_next
 from gateway.problems import Problem
+from gateway.webhooks import subscriptions as webhooks
+from gateway.webhooks.models import WebhookSubscription
 from schemas.admin import (
     AuditQuery,
     BulkBody,
@@ -26,6 +33,7 @@ from schemas.admin import (
     RunQuery,
     SkipBody,
 )
+from schemas.vocabulary import WEBHOOK_EVENT_TYPES
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
 
@@ -337,3 +345,210 @@ def audit() -> Response:
         filters=filters,
         choices=queries.audit_filters(),
     )
+
+
+# Webhook subscriptions. A new or rotated secret is rendered in the answer to the POST that
+# made it and nowhere else: the session is a signed cookie anyone holding it can read, so
+# a secret there would outlive the page (and be sent back with every request).
+WEBHOOK_FIELDS = ("url", "events", "description")
+RESUBMIT_SECONDS = 60
+
+
+def _webhook_or_404(subscription_id: str) -> webhooks.Subscription:
+    try:
+        return webhooks.get_subscription(subscription_id)
+    except webhooks.WebhookError:
+        abort(404)
+
+
+def _secret_page(
+    subscription: webhooks.Subscription, secret: str, made: str, until: str | None = None
+) -> Response:
+    response = _page(
+        "webhook_secret.html",
+        w=webhooks.describe(subscription),
+        secret=secret,
+        made=made,
+        until=until,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _webhook_form_errors(error: webhooks.WebhookError) -> dict[str, str]:
+    field = error.field if error.field in WEBHOOK_FIELDS else "url"
+    return {field: gettext(f"admin.webhooks.error.{field}")}
+
+
+@bp.get("/webhooks")
+@page_admin
+def webhook_list() -> Response:
+    """Every subscription with its delivery health."""
+    subscriptions = webhooks.list_subscriptions()
+    health = queries.delivery_health([s.platform for s in subscriptions])
+    return _page(
+        "webhooks.html",
+        items=[webhooks.describe(s) | {"health": health[s.platform.id]} for s in subscriptions],
+    )
+
+
+def _new_form(values: dict[str, Any], errors: dict[str, str], status: int = 200) -> Response:
+    response = _page(
+        "webhook_new.html", values=values, errors=errors, event_types=WEBHOOK_EVENT_TYPES
+    )
+    response.status_code = status
+    return response
+
+
+@bp.get("/webhooks/new")
+@page_admin
+def webhook_new() -> Response:
+    """The form that adds a subscription."""
+    return _new_form({"url": "", "events": [], "description": ""}, {})
+
+
+def _just_added(url: str) -> str | None:
+    """The subscription this operator added for ``url`` in the last minute, if any."""
+    since = utcnow() - timedelta(seconds=RESUBMIT_SECONDS)
+    return db.session.scalar(
+        select(AdminAction.target_id)
+        .join(WebhookSubscription, WebhookSubscription.id == AdminAction.target_id)
+        .join(Platform, Platform.id == WebhookSubscription.platform_id)
+        .where(
+            AdminAction.action == "webhook.add",
+            AdminAction.actor == actor(),
+            AdminAction.created_at >= since,
+            Platform.base_url == url,
+        )
+        .limit(1)
+    )
+
+
+@bp.post("/webhooks")
+@page_admin
+def webhook_add() -> Response:
+    """Add a subscription; the answer shows its secret, this once."""
+    url = request.form.get("url", "").strip()
+    events = request.form.getlist("events")
+    description = request.form.get("description", "")
+    values: dict[str, Any] = {"url": url, "events": events, "description": description}
+    resubmitted = _just_added(url)
+    if resubmitted is not None:
+        # The secret page answers a POST: reloading it would add a twin and a second secret.
+        flash(gettext("admin.webhooks.just_added"))
+        return redirect(url_for(".webhook", subscription_id=resubmitted))
+    try:
+        subscription, secret = webhooks.add_subscription(actor(), url, events, description)
+    except webhooks.WebhookError as error:
+        db.session.rollback()
+        return _new_form(values, _webhook_form_errors(error), 400)
+    db.session.commit()
+    return _secret_page(subscription, secret, "added")
+
+
+def _detail(
+    subscription: webhooks.Subscription,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    document = webhooks.describe(subscription)
+    platform = subscription.platform
+    recent, _ = queries.outbox_page({"platform": platform.name}, None, 10)
+    history, _ = queries.audit_page(None, None, subscription.row.id, None, 20)
+    response = _page(
+        "webhook.html",
+        w=document,
+        health=queries.delivery_health([platform])[platform.id],
+        recent=recent,
+        history=history,
+        values=values or {"events": document["events"], "description": document["description"]},
+        errors=errors or {},
+        event_types=WEBHOOK_EVENT_TYPES,
+        grace_seconds=int(current_app.config.get("WEBHOOK_ROTATION_GRACE_SECONDS", 86400)),
+    )
+    response.status_code = status
+    return response
+
+
+@bp.get("/webhooks/<subscription_id>")
+@page_admin
+def webhook(subscription_id: str) -> Response:
+    """One subscription: its health, secrets, recent events, history and actions."""
+    return _detail(_webhook_or_404(subscription_id))
+
+
+@bp.post("/webhooks/<subscription_id>/update")
+@page_admin
+def webhook_update(subscription_id: str) -> Response:
+    """Change its events or description from the page."""
+    subscription = _webhook_or_404(subscription_id)
+    events = request.form.getlist("events")
+    description = request.form.get("description", "")
+    values: dict[str, Any] = {"events": events, "description": description}
+    try:
+        changed = webhooks.update_subscription(actor(), subscription, events, description)
+    except webhooks.WebhookError as error:
+        db.session.rollback()
+        return _detail(subscription, values, _webhook_form_errors(error), 400)
+    db.session.commit()
+    flash(gettext("admin.webhooks.updated" if changed else "admin.webhooks.unchanged"))
+    return redirect(url_for(".webhook", subscription_id=subscription_id))
+
+
+@bp.get("/webhooks/<subscription_id>/disable")
+@page_admin
+def webhook_disable_confirm(subscription_id: str) -> Response:
+    """Confirm disabling: what happens to the events not sent yet."""
+    subscription = _webhook_or_404(subscription_id)
+    if not webhooks.describe(subscription)["enabled"]:
+        flash(gettext("admin.webhooks.already_disabled"))
+        return redirect(url_for(".webhook", subscription_id=subscription_id))
+    counts = queries.outbox_tab_counts({"platform": subscription.platform.name})
+    return _page(
+        "webhook_disable.html",
+        w=webhooks.describe(subscription),
+        waiting=counts["pending"] + counts["failing"],
+    )
+
+
+@bp.post("/webhooks/<subscription_id>/disable")
+@page_admin
+def webhook_disable(subscription_id: str) -> Response:
+    """Disable from the confirmation page."""
+    subscription = _webhook_or_404(subscription_id)
+    try:
+        skipped = webhooks.disable_subscription(actor(), subscription)
+    except webhooks.WebhookError:
+        db.session.rollback()
+        flash(gettext("admin.webhooks.already_disabled"))
+    else:
+        db.session.commit()
+        flash(gettext("admin.webhooks.disabled", n=skipped))
+    return redirect(url_for(".webhook", subscription_id=subscription_id))
+
+
+@bp.post("/webhooks/<subscription_id>/enable")
+@page_admin
+def webhook_enable(subscription_id: str) -> Response:
+    """Enable again; the events skipped meanwhile stay skipped."""
+    subscription = _webhook_or_404(subscription_id)
+    try:
+        webhooks.enable_subscription(actor(), subscription)
+    except webhooks.WebhookError:
+        db.session.rollback()
+        flash(gettext("admin.webhooks.already_enabled"))
+    else:
+        db.session.commit()
+        flash(gettext("admin.webhooks.enabled"))
+    return redirect(url_for(".webhook", subscription_id=subscription_id))
+
+
+@bp.post("/webhooks/<subscription_id>/rotate")
+@page_admin
+def webhook_rotate(subscription_id: str) -> Response:
+    """A new signing secret, shown in the answer this once."""
+    subscription = _webhook_or_404(subscription_id)
+    secret, until = webhooks.rotate_secret(actor(), subscription)
+    db.session.commit()
+    return _secret_page(subscription, secret, "rotated", until.isoformat())

@@ -20,9 +20,11 @@ from gateway.webhooks.subscriptions import (
     add_subscription,
     describe,
     disable_subscription,
+    enable_subscription,
     get_subscription,
     list_subscriptions,
     rotate_secret,
+    update_subscription,
 )
 from schemas.vocabulary import WEBHOOK_EVENT_TYPES
 
@@ -111,6 +113,64 @@ def webhooks_disable(app: Flask, subscription_id: str) -> None:
         fail(str(exc))
     db.session.commit()
     click.echo(f"Subscription {subscription_id} disabled; {skipped} unsent event(s) skipped.")
+
+
+@webhooks_group.command("enable")
+@click.argument("subscription_id")
+@with_app(needs_redis=False)
+def webhooks_enable(app: Flask, subscription_id: str) -> None:
+    """Send events to a disabled subscription again.
+
+    Events skipped when it was disabled stay skipped (retry one from the admin outbox page if
+    the receiver needs it); events of the disabled period were never written.
+    """
+    subscription = _find(subscription_id)
+    try:
+        enable_subscription(ACTOR, subscription)
+    except WebhookError as exc:
+        fail(str(exc))
+    db.session.commit()
+    click.echo(
+        f"Subscription {subscription_id} enabled; events skipped while it was disabled "
+        "stay skipped."
+    )
+
+
+@webhooks_group.command("update")
+@click.argument("subscription_id")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    help="The event types it wants from now on (repeatable; replaces the list): "
+    f"{', '.join(WEBHOOK_EVENT_TYPES)}.",
+)
+@click.option("--description", default=None, help="A new description for operators.")
+@click.option("--json", "as_json", is_flag=True, help="Print the subscription as JSON.")
+@with_app(needs_redis=False)
+def webhooks_update(
+    app: Flask,
+    subscription_id: str,
+    events: tuple[str, ...],
+    description: str | None,
+    as_json: bool,
+) -> None:
+    """Change a subscription's events or description; events already queued are unchanged."""
+    if not events and description is None:
+        fail("Give --event (one or more) or --description.")
+    subscription = _find(subscription_id)
+    try:
+        changed = update_subscription(ACTOR, subscription, events or None, description)
+    except WebhookError as exc:
+        db.session.rollback()
+        fail(str(exc))
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps(describe(subscription) | {"changed": changed}, indent=2))
+        return
+    _show(subscription)
+    if not changed:
+        click.echo("Nothing changed: it already had these events and description.")
 
 
 @webhooks_group.group("secrets")

@@ -102,13 +102,12 @@ def add_subscription(
     """Subscribe ``url`` to ``events`` (not committed); returns it with its new secret."""
     check_url(url)
     wanted = check_events(events)
-    if len(description) > 200:
-        raise WebhookError("The description is longer than 200 characters.", "description")
+    description = check_description(description)
     subscription_id = new_id()
     platform = Platform(
         # Platform names are slugs of at most 40 characters; this one names the subscription.
         name=f"webhook-{subscription_id[:12]}",
-        display_name=f"Webhook {description.strip() or url}"[:120],
+        display_name=f"Webhook {description or url}"[:120],
         connector=WEBHOOKS_CONNECTOR,
         base_url=url,
         options={},
@@ -119,7 +118,7 @@ def add_subscription(
         id=subscription_id,
         platform_id=platform.id,
         events=wanted,
-        description=description.strip(),
+        description=description,
     )
     db.session.add(row)
     secret = new_webhook_secret()
@@ -176,6 +175,65 @@ def disable_subscription(actor: str, subscription: Subscription) -> int:
     )
     _audit(actor, "webhook.disable", subscription.row.id, events_skipped=skipped)
     return skipped
+
+
+def enable_subscription(actor: str, subscription: Subscription) -> None:
+    """Send again (not committed): new events are written from now on.
+
+    The events skipped when it was disabled stay skipped, and the events that happened while
+    it was disabled were never written: re-enabling replays nothing, since the receiver may
+    have been moved or retired meanwhile. An operator who wants one of the skipped events
+    sent retries it from the outbox page, filtered on the subscription's platform.
+    """
+    if subscription.row.disabled_at is None and subscription.platform.enabled:
+        raise WebhookError("The subscription is enabled already.")
+    disabled_at = subscription.row.disabled_at
+    subscription.row.disabled_at = None
+    subscription.platform.enabled = True
+    _audit(
+        actor,
+        "webhook.enable",
+        subscription.row.id,
+        disabled_at=disabled_at.isoformat() if disabled_at else None,
+    )
+
+
+def check_description(description: str) -> str:
+    """The description, trimmed, at most 200 characters."""
+    if len(description) > 200:
+        raise WebhookError("The description is longer than 200 characters.", "description")
+    return description.strip()
+
+
+def update_subscription(
+    actor: str,
+    subscription: Subscription,
+    events: Sequence[str] | None = None,
+    description: str | None = None,
+) -> bool:
+    """Change which events the subscription wants or its description (not committed);
+    returns whether anything changed (an unchanged request writes no audit row).
+
+    Only events written from now on follow the new list: rows already in the outbox are
+    sent as they are, since each was wanted when its change happened.
+    """
+    wanted = check_events(events) if events is not None else None
+    text = check_description(description) if description is not None else None
+    row = subscription.row
+    changes: dict[str, Any] = {}
+    if wanted is not None and wanted != list(row.events or []):
+        changes["events"] = {"before": list(row.events or []), "after": wanted}
+        row.events = wanted
+    if text is not None and text != row.description:
+        changes["description"] = {"before": row.description, "after": text}
+        row.description = text
+        subscription.platform.display_name = f"Webhook {text or subscription.platform.base_url}"[
+            :120
+        ]
+    if not changes:
+        return False
+    _audit(actor, "webhook.update", row.id, **changes)
+    return True
 
 
 def signing_secrets(platform_id: str, now: datetime | None = None) -> list[WebhookSecret]:
