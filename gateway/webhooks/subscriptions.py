@@ -9,6 +9,9 @@ admin API call these functions, which write the audit row of each change (the CL
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +64,36 @@ def _audit(actor: str, action: str, subscription_id: str, **details: Any) -> Non
     )
 
 
+# Addresses no receiver lives at, but a cloud's instance metadata (credentials) does: an
+# operator's typo, or a stolen admin token, must not turn deliveries into requests to them.
+# AWS serves its metadata over IPv6 at a unique local address, which is_link_local misses.
+_METADATA_ADDRESSES = (ipaddress.ip_address("fd00:ec2::254"),)
+# What C's inet_aton also reads as an IPv4 address, and so the HTTP client's resolver too:
+# "2852039166", "0xa9fea9fe", "169.254.43518" all name 169.254.169.254.
+_INET_ATON_FORM = re.compile(r"[0-9a-fA-FxX.]+")
+
+
+def _address_refusal(host: str) -> str | None:
+    """Why a literal address in a URL is refused, or None. Names are not resolved here:
+    the website's name may not resolve from where an operator adds it."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _INET_ATON_FORM.fullmatch(host):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_link_local or address in _METADATA_ADDRESSES:
+        return "a link-local or cloud metadata address"
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        return "an address no single receiver answers at"
+    return None
+
+
 def check_url(url: str) -> str:
     """The URL events are POSTed to: https, or http on loopback outside production."""
     parts = urlsplit(url)
@@ -72,6 +105,9 @@ def check_url(url: str) -> str:
         raise WebhookError("The URL must not carry a user name or password.", "url")
     if parts.fragment:
         raise WebhookError("The URL must not have a fragment.", "url")
+    refusal = _address_refusal(parts.hostname)
+    if refusal:
+        raise WebhookError(f"The URL {url!r} names {refusal}: the gateway never calls it.", "url")
     if parts.scheme == "http":
         local = parts.hostname in LOOPBACK_HOSTS
         if not local or current_app.config.get("GATEWAY_ENV") == "production":
