@@ -22,9 +22,10 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import PermanentError
-from connectors.interface import RemoteTransfer
+from connectors.interface import CallbackEvent, RemoteTransfer
 from gateway.callbacks.decoding import OurFault, decode_event
 from gateway.callbacks.drain import hand_over
+from gateway.callbacks.erasure import scrub_if_about_erased
 from gateway.callbacks.models import InboxEvent
 from gateway.db import db, utcnow
 from gateway.federation.models import Platform, PlatformLink
@@ -134,8 +135,27 @@ PARK_REASONS = {
 }
 
 
-def _apply(row: InboxEvent, platform: Platform) -> None:
+def _apply(row: InboxEvent, platform: Platform) -> CallbackEvent:
+    """Apply the event; returns it decoded."""
     event = decode_event(platform, row.headers, row.body.encode())
+    _settle(row, platform, event)
+    return event
+
+
+def _forget_if_erased(row: InboxEvent, event: CallbackEvent) -> None:
+    """An event applied after its member's erasure keeps no body (see callbacks.erasure)."""
+    if event.transfer:
+        transfer = event.transfer
+        scrub_if_about_erased(
+            row,
+            [transfer.payer_wallet_id, transfer.payee_wallet_id],
+            through_live_link=row.state == "processed",
+        )
+    elif event.member:
+        scrub_if_about_erased(row, [event.member.id, event.member.wallet_id])
+
+
+def _settle(row: InboxEvent, platform: Platform, event: CallbackEvent) -> None:
     if event.type in ("transfer.completed", "transfer.reversed") and event.transfer:
         outcome = apply_remote_transfer(platform, event.transfer)
         if outcome in PARK_REASONS:
@@ -251,7 +271,7 @@ def _attempt(inbox_id: str) -> str:
         return state  # another worker finished it between our claim and now
     platform = db.session.get_one(Platform, row.platform_id)
     try:
-        _apply(row, platform)
+        event = _apply(row, platform)
     except OurFault:
         raise  # our configuration: retried, and failed in the end with the reason
     except PermanentError as exc:
@@ -268,6 +288,7 @@ def _attempt(inbox_id: str) -> str:
         row.parked_reason = None  # a reason left by an earlier failed attempt
     row.next_attempt_at = None
     row.processed_at = utcnow() if row.state == "processed" else None
+    _forget_if_erased(row, event)
     woken = db.session.info.pop("gateway.inbox.wake", [])
     state = row.state
     db.session.commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
@@ -154,3 +156,70 @@ def test_member_erased_marks_the_link(app, client, linked):
     with app.app_context():
         link = db.session.scalar(select(PlatformLink).where(PlatformLink.remote_wallet_id == "w-a"))
         assert link.state == "erased"
+
+
+def test_an_event_waiting_when_its_member_is_erased_loses_its_body_once_applied(
+    app, client, linked
+):
+    from gateway.callbacks.erasure import ERASED_REASON
+    from gateway.members.accounts import erase_member
+    from gateway.members.models import Member
+
+    anna, _ = linked
+    annas = transfer_event("t1")  # from anna's wallet, w-a
+    others = transfer_event("t2", payer="w-b", payee="w-clearing")
+    for event in (annas, others):
+        body, headers = signed(event)
+        assert client.post("/callbacks/tr", data=body, headers=headers).status_code == 202
+    with app.app_context():
+        erase_member(db.session.get(Member, anna.id))
+        db.session.commit()
+        states = db.session.scalars(select(InboxEvent.state)).all()
+        assert states == ["received", "received"]  # the erasure left them to be applied
+        SimpleWorker([app.extensions["queue"]], connection=app.extensions["redis"]).work(burst=True)
+        rows = {e.webhook_id: e for e in db.session.scalars(select(InboxEvent))}
+    assert _imports(app) == 2  # applied first: the hours are the ledger's
+    scrubbed = rows[annas["id"]]
+    assert scrubbed.state == "processed"
+    assert scrubbed.parked_reason == ERASED_REASON
+    assert json.loads(scrubbed.body) == {
+        "id": annas["id"],
+        "type": "transfer.completed",
+        "erased": True,
+    }
+    assert scrubbed.headers == {}
+    kept = rows[others["id"]]
+    assert kept.state == "processed"
+    assert json.loads(kept.body) == others
+
+
+def test_the_partners_confirmation_of_an_erasure_keeps_no_personal_data(app, client, linked):
+    from gateway.members.accounts import erase_member
+    from gateway.members.models import Member
+
+    anna, _ = linked
+    with app.app_context():
+        erase_member(db.session.get(Member, anna.id))
+        db.session.commit()
+    confirmation = {
+        "id": "evt_erased",
+        "type": "member.erased",
+        "created_at": "2026-11-24T10:00:00Z",
+        "data": {
+            "id": "m-w-a",
+            "wallet_id": "w-a",
+            "status": "erased",
+            "created_at": "2026-11-24T10:00:00Z",
+            "external_id": anna.id,
+            "email": "anna@example.org",
+            "display_name": "Anna Rossi",
+        },
+    }
+    _deliver(app, client, confirmation)
+    with app.app_context():
+        link = db.session.scalar(select(PlatformLink).where(PlatformLink.remote_wallet_id == "w-a"))
+        assert link.state == "erased"
+        row = db.session.scalar(select(InboxEvent).where(InboxEvent.webhook_id == "evt_erased"))
+        assert row.state == "processed"
+        assert "Anna" not in row.body
+        assert "anna@example.org" not in row.body
