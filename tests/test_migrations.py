@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -47,3 +50,39 @@ def test_a_database_of_the_old_two_branch_history_upgrades(tmp_path):
     upgrade(engine)
     assert current_revisions(engine) == head_revisions(engine)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_user_who_cannot_create_pg_trgm_still_migrates(app, caplog):
+    """pg_trgm needs CREATE on the database: without it the search index is left out."""
+    engine = app.extensions["db"].engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("extensions are PostgreSQL's: set TEST_DATABASE_URL to run this")
+    suffix = uuid.uuid4().hex[:8]
+    role, database = f"gw_no_create_{suffix}", f"gw_no_create_{suffix}"
+    admin = create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    owner = create_engine(engine.url.set(database=database), isolation_level="AUTOCOMMIT")
+    with owner.connect() as connection:
+        connection.execute(text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"'))
+    owner.dispose()
+    limited = create_engine(engine.url.set(database=database, username=role, password=None))
+    try:
+        upgrade(limited)
+        with limited.connect() as connection:
+            indexes = set(
+                connection.execute(
+                    text("SELECT indexname FROM pg_indexes WHERE tablename = 'members'")
+                ).scalars()
+            )
+            assert current_revisions(limited) == head_revisions(limited)
+        assert "ix_members_search_trgm" not in indexes
+        assert "pg_trgm could not be created" in caplog.text
+    finally:
+        limited.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
