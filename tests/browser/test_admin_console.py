@@ -118,13 +118,14 @@ def world(make_app, sandbox, unused_port):
     return app, ids
 
 
-def _log_in(page, base: str) -> None:
-    page.goto(f"{base}/admin")
+def log_in_as_operator(page, base: str, path: str = "/admin") -> None:
+    """Open ``path`` as the operator op@example.org, through the login page it sends to."""
+    page.goto(f"{base}{path}")
     page.wait_for_url(re.compile(r".*/login\?next=.*"))
     page.get_by_label("Email").fill("op@example.org")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/admin")
+    page.wait_for_url(f"{base}{path}")
 
 
 def test_operator_recovers_a_failing_platform_and_investigates_a_difference(
@@ -133,7 +134,7 @@ def test_operator_recovers_a_failing_platform_and_investigates_a_difference(
     app, ids = world
     with LiveServer(app, unused_port) as live:
         page = chromium.new_context(locale="en-GB").new_page()
-        _log_in(page, live.url)
+        log_in_as_operator(page, live.url)
 
         # The overview: the platform is not in sync, the failing item is listed, and no
         # worker runs (the test runs its jobs by hand), which the page says first.

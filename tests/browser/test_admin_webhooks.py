@@ -16,13 +16,12 @@ import pytest
 
 from gateway.db import db, utcnow
 from gateway.sync.models import OutboxItem, SyncAttempt
+from tests.browser.test_admin_console import PASSWORD, log_in_as_operator
 from tests.factories import create_member
 from tests.live import LiveServer
 from tests.webhooks.conftest import subscribe
 
 pytestmark = pytest.mark.slow
-
-PASSWORD = "operator password long"
 
 
 @pytest.fixture
@@ -70,20 +69,11 @@ def hooked_app(make_app, unused_port):
     return app, subscribed
 
 
-def _log_in(page, base: str) -> None:
-    page.goto(f"{base}/admin/webhooks")
-    page.wait_for_url(re.compile(r".*/login\?next=.*"))
-    page.get_by_label("Email").fill("op@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/admin/webhooks")
-
-
 def test_operator_manages_webhooks(hooked_app, chromium, unused_port, visit):
     app, subscribed = hooked_app
     with LiveServer(app, unused_port) as live:
         page = chromium.new_context(locale="en-GB").new_page()
-        _log_in(page, live.url)
+        log_in_as_operator(page, live.url, "/admin/webhooks")
 
         # The list: the subscription, its health linked to the outbox, hints not secrets.
         row = page.locator(f'tr[data-subscription="{subscribed.id}"]')

@@ -120,35 +120,33 @@ def test_a_redirect_is_never_followed(app, subscribed):
     assert [c.request.url for c in responses.calls] == [RECEIVER]
 
 
-@responses.activate
-def test_during_a_rotation_both_secrets_sign(app, subscribed):
+def _delivered_after_rotation(app, subscribed, grace_seconds: int) -> tuple[str, bytes, dict]:
+    """Rotate the secret with that grace, deliver one event; the new secret and the request."""
     responses.post(RECEIVER, status=200)
     with app.app_context():
-        new_secret, _until = rotate_secret("test", get_subscription(subscribed.id), 3600)
+        new_secret, _until = rotate_secret("test", get_subscription(subscribed.id), grace_seconds)
         db.session.commit()
         _one_event()
         drain(subscribed.platform_id)
     request = responses.calls[0].request
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    return new_secret, request.body, {k.lower(): v for k, v in request.headers.items()}
+
+
+@responses.activate
+def test_during_a_rotation_both_secrets_sign(app, subscribed):
+    new_secret, body, headers = _delivered_after_rotation(app, subscribed, 3600)
     assert len(headers["webhook-signature"].split()) == 2
-    assert Webhook(subscribed.secret).verify(request.body, headers)
-    assert Webhook(new_secret).verify(request.body, headers)
+    assert Webhook(subscribed.secret).verify(body, headers)
+    assert Webhook(new_secret).verify(body, headers)
 
 
 @responses.activate
 def test_after_the_grace_period_only_the_new_secret_signs(app, subscribed):
-    responses.post(RECEIVER, status=200)
-    with app.app_context():
-        new_secret, _until = rotate_secret("test", get_subscription(subscribed.id), 0)
-        db.session.commit()
-        _one_event()
-        drain(subscribed.platform_id)
-    request = responses.calls[0].request
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    new_secret, body, headers = _delivered_after_rotation(app, subscribed, 0)
     assert len(headers["webhook-signature"].split()) == 1
-    assert Webhook(new_secret).verify(request.body, headers)
+    assert Webhook(new_secret).verify(body, headers)
     with pytest.raises(Exception, match="No matching signature"):
-        Webhook(subscribed.secret).verify(request.body, headers)
+        Webhook(subscribed.secret).verify(body, headers)
 
 
 @responses.activate
